@@ -1,0 +1,52 @@
+/**
+ * buildApp(config): a ready-to-inject fastify instance with every plugin and route registered.
+ * Never listens (fastify `docs/Guides/Testing.md`); `main.ts` does.
+ */
+import { isUtf8 } from 'node:buffer';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Config } from './config/load.ts';
+import { createError } from './errors.ts';
+import type { RetrieverFactory } from './search/collections.ts';
+import { registerErrorHandler } from './server/error-handler.ts';
+import enginePlugin from './server/plugins/engine.ts';
+import collectionRoutes, { collectionInfoSchema } from './server/routes/collections.ts';
+import documentRoutes from './server/routes/documents.ts';
+import healthRoutes from './server/routes/health.ts';
+import searchRoutes from './server/routes/search.ts';
+import { sharedSchemas } from './server/schemas/common.ts';
+
+export interface BuildOptions {
+  /** Builds each collection's parametric retriever; none: lexical and beta modes only. */
+  retrieverFactory?: RetrieverFactory;
+  /** pino logger options or false. Default: from config.server.logLevel. */
+  logger?: boolean | Record<string, unknown>;
+}
+
+export async function buildApp(config: Config, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger ?? (config.server.logLevel === 'silent' ? false : { level: config.server.logLevel }),
+    bodyLimit: config.server.bodyLimitBytes,
+    ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
+  });
+  for (const s of [...sharedSchemas, collectionInfoSchema]) app.addSchema(s);
+  registerErrorHandler(app);
+
+  // JSON with a UTF-8 check: fastify's default parser would silently turn bad bytes into U+FFFD.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body: Buffer, done) => {
+    if (!isUtf8(body)) return done(createError('BODY_NOT_UTF8'), undefined);
+    if (body.length === 0) return done(createError('BODY_INVALID', { reason: 'the body is empty' }), undefined);
+    try {
+      done(null, JSON.parse(body.toString('utf8')));
+    } catch (err) {
+      done(createError('BODY_INVALID', { reason: `malformed JSON: ${(err as Error).message}` }), undefined);
+    }
+  });
+
+  await app.register(enginePlugin, { config, retrieverFactory: options.retrieverFactory });
+  await app.register(healthRoutes);
+  await app.register(collectionRoutes);
+  await app.register(documentRoutes);
+  await app.register(searchRoutes);
+  return app;
+}

@@ -1,0 +1,51 @@
+/**
+ * The one msgpackr `Packr` and the roaring (de)serialisation calls, pinned next to FORMAT_VERSION.
+ * Anything that changes bytes on disk changes FORMAT_VERSION.
+ */
+import { Packr } from 'msgpackr';
+import roaring from 'roaring';
+
+const { RoaringBitmap32 } = roaring;
+export type Bitmap = InstanceType<typeof RoaringBitmap32>;
+export { RoaringBitmap32 };
+
+/** On-disk format of a data directory; checked on open (INDEX_INCOMPATIBLE on mismatch). */
+export const FORMAT_VERSION = 1;
+
+/**
+ * msgpackr options shared by every `openDB` encoder. `moreTypes: true` is required: without it
+ * msgpackr (and lmdb's copy) corrupt Float32Array/Uint32Array values.
+ */
+export const PACKR_OPTIONS = { moreTypes: true, structuredClone: false, useRecords: false } as const;
+
+/** The project's only Packr instance (used outside lmdb, e.g. worker messages and checkpoints). */
+export const packr = new Packr(PACKR_OPTIONS);
+
+/** Roaring portable format: stable across roaring implementations and versions. */
+export function serializeBitmap(bitmap: Bitmap): Buffer {
+  return bitmap.serialize('portable') as Buffer;
+}
+
+/** Inverse of serializeBitmap. */
+export function deserializeBitmap(bytes: Uint8Array): Bitmap {
+  return RoaringBitmap32.deserialize(bytes, 'portable');
+}
+
+/** Members of `bitmap` within [lo, hi) as a new bitmap (one storage chunk). */
+export function sliceBitmap(bitmap: Bitmap, lo: number, hi: number): Bitmap {
+  const start = lo === 0 ? 0 : bitmap.rank(lo - 1);
+  const end = bitmap.rank(hi - 1);
+  return new RoaringBitmap32(bitmap.rangeUint32Array(start, end - start));
+}
+
+/** A Uint32Array's bytes (a view, no copy). */
+export function u32Bytes(a: Uint32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Bytes → Uint32Array (copies when misaligned, so the result never aliases an LMDB buffer). */
+export function bytesU32(b: Uint8Array): Uint32Array {
+  const copy = new Uint8Array(b.byteLength);
+  copy.set(b);
+  return new Uint32Array(copy.buffer, 0, b.byteLength >>> 2);
+}

@@ -1,0 +1,434 @@
+/**
+ * One collection's bag-of-tokens index: term dictionary, postings with tf tiers, document lengths,
+ * tombstones, metadata filters, forward store and documents. In memory for reading, LMDB for
+ * durability; every write is one LMDB transaction and becomes visible only after it commits.
+ * Knows nothing of scoring models: `search/` reads it.
+ */
+import { createError } from '../errors.ts';
+import type { DocId, DocumentInput, TermId } from '../types.ts';
+import {
+  RoaringBitmap32,
+  bytesU32,
+  deserializeBitmap,
+  serializeBitmap,
+  sliceBitmap,
+  u32Bytes,
+  type Bitmap,
+} from './codec.ts';
+import type { CollectionDbs, StoredDocument } from './store.ts';
+
+/**
+ * Term-frequency tiers: tier t holds the documents with tf ≥ TF_TIERS[t]. Geometric steps keep the
+ * tier count small while BM25's saturation makes the lost precision negligible (at k1 = 1.2 the
+ * saturation of tf 24 and 31 differ by under 0.5%).
+ */
+export const TF_TIERS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32] as const;
+/** Storage chunk of postings and lengths: 2^16 DocIds, so an append rewrites only the tail chunk. */
+export const CHUNK_BITS = 16;
+const CHUNK_SIZE = 1 << CHUNK_BITS;
+/** Exclusive upper bound for `removeRange` over the whole uint32 space. */
+const UINT32_END = 2 ** 32;
+
+/** A document after analysis (done off the event loop). */
+export interface AnalyzedDocument {
+  input: DocumentInput;
+  terms: string[];
+  surfaces: string[];
+  stops: Uint8Array;
+}
+
+/** What a write reports. */
+export interface WriteResult {
+  inserted: number;
+  replaced: number;
+}
+
+interface Meta {
+  nextDocId: number;
+  totalLen: number;
+  tombstones?: Buffer;
+}
+
+function filterKey(field: string, value: unknown): string | undefined {
+  if (typeof value === 'string') return `${field}\u0000s:${value}`;
+  if (typeof value === 'number' && Number.isFinite(value)) return `${field}\u0000n:${value}`;
+  if (typeof value === 'boolean') return `${field}\u0000b:${value}`;
+  return undefined;
+}
+
+/** The members of `bitmap` in chunk [lo, hi): the bitmap itself when it lies wholly inside. */
+function chunkOf(bitmap: Bitmap, lo: number, hi: number): Bitmap {
+  return bitmap.minimum() >= lo && bitmap.maximum() < hi ? bitmap : sliceBitmap(bitmap, lo, hi);
+}
+
+/** Growable Uint32Array. */
+function ensureU32(a: Uint32Array, size: number): Uint32Array {
+  if (size <= a.length) return a;
+  const next = new Uint32Array(Math.max(size, a.length * 2, 1024));
+  next.set(a);
+  return next;
+}
+
+function ensureU8(a: Uint8Array, size: number): Uint8Array {
+  if (size <= a.length) return a;
+  const next = new Uint8Array(Math.max(size, a.length * 2, 1024));
+  next.set(a);
+  return next;
+}
+
+/** The in-memory view and the writer of one collection. Create with `openCollectionIndex`. */
+export class CollectionIndex {
+  readonly name: string;
+  readonly dbs: CollectionDbs;
+  readonly maxForwardTokens: number;
+  private readonly termIds = new Map<string, TermId>();
+  private readonly termList: string[] = [];
+  private readonly surfaceList: string[] = [];
+  private stopFlags: Uint8Array = new Uint8Array(1024);
+  /** postings[termId][tierIndex]: tier 0 is every document containing the term. */
+  private readonly postings: Bitmap[][] = [];
+  private readonly filters = new Map<string, Bitmap>();
+  private lengths: Uint32Array = new Uint32Array(1024);
+  private tombstoneSet: Bitmap = new RoaringBitmap32();
+  private next = 0;
+  private total = 0;
+  /** DocIds below this are committed and visible. */
+  private visible = 0;
+  /** DocIds below this may appear in in-memory postings (a write in flight reserves its range). */
+  private reserved = 0;
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Bumped after every committed write; caches keyed on it stay valid until then. */
+  generation = 0;
+
+  constructor(name: string, dbs: CollectionDbs, maxForwardTokens: number) {
+    this.name = name;
+    this.dbs = dbs;
+    this.maxForwardTokens = maxForwardTokens;
+  }
+
+  // ---- reading -------------------------------------------------------------------------
+
+  /** Number of live (visible, not deleted) documents. */
+  get liveCount(): number {
+    return this.visible - this.tombstoneSet.size;
+  }
+  /** Mean length of live documents (1 when empty). */
+  get avgLength(): number {
+    const n = this.liveCount;
+    return n > 0 ? this.total / n : 1;
+  }
+  /** One past the highest visible DocId. */
+  get docIdLimit(): number {
+    return this.visible;
+  }
+  /** One past the highest DocId that may appear in a posting (accumulators must be this long). */
+  get docIdCapacity(): number {
+    return Math.max(this.reserved, this.next);
+  }
+  get vocabularySize(): number {
+    return this.termList.length;
+  }
+  get tombstones(): Bitmap {
+    return this.tombstoneSet;
+  }
+  /** Per-DocId lengths (indexed by DocId; entries past docIdLimit are meaningless). */
+  get docLengths(): Uint32Array {
+    return this.lengths;
+  }
+  termId(term: string): TermId | undefined {
+    return this.termIds.get(term);
+  }
+  term(id: TermId): string {
+    return this.termList[id];
+  }
+  /** The surface form first seen for a term (the GloVe lookup key of a stemmed term). */
+  surface(id: TermId): string {
+    return this.surfaceList[id];
+  }
+  isStop(id: TermId): boolean {
+    return this.stopFlags[id] === 1;
+  }
+  /** Posting bitmap of tier `tier` (0 = all documents containing the term). May include deleted/invisible ids. */
+  posting(id: TermId, tier = 0): Bitmap | undefined {
+    return this.postings[id]?.[tier];
+  }
+  /** Number of tiers stored for a term. */
+  tierCount(id: TermId): number {
+    return this.postings[id]?.length ?? 0;
+  }
+  /** Live document frequency of a term. */
+  df(id: TermId): number {
+    const p = this.postings[id]?.[0];
+    if (!p) return 0;
+    let n = p.size - p.andCardinality(this.tombstoneSet);
+    if (this.visible < this.next) n -= p.rangeCardinality(this.visible, UINT32_END);
+    return n;
+  }
+  /** Bitmap of live documents whose metadata `field` equals `value`; undefined when none. */
+  filter(field: string, value: unknown): Bitmap | undefined {
+    const key = filterKey(field, value);
+    return key === undefined ? undefined : this.filters.get(key);
+  }
+  /** Term-id sequence of a document (truncated to maxForwardTokens). */
+  forward(docId: DocId): Uint32Array | undefined {
+    const bytes = this.dbs.forward.getBinary(docId);
+    return bytes ? bytesU32(bytes) : undefined;
+  }
+  externalId(docId: DocId): string | undefined {
+    return this.dbs.ids.get(docId);
+  }
+  getDocument(id: string): StoredDocument | undefined {
+    const doc = this.dbs.docs.get(id);
+    return doc && doc.docId < this.visible ? doc : undefined;
+  }
+  /** Stable snapshot of the words of the vocabulary for encoders: [term, surface, stop]. */
+  vocabulary(from = 0): Array<[string, string, boolean]> {
+    const out: Array<[string, string, boolean]> = [];
+    for (let i = from; i < this.termList.length; i++) out.push([this.termList[i], this.surfaceList[i], this.stopFlags[i] === 1]);
+    return out;
+  }
+
+  // ---- loading -------------------------------------------------------------------------
+
+  /** Reads the whole collection state from LMDB. */
+  load(): void {
+    const meta = this.dbs.meta.get('counters') as Meta | undefined;
+    for (const { key, value } of this.dbs.terms.getRange()) {
+      if (key !== this.termList.length) throw createError('INDEX_CORRUPT', { path: `collection ${this.name} terms` });
+      this.addTermInMemory(value[0], value[1], value[2]);
+    }
+    for (const { key, value } of this.dbs.postings.getRange()) {
+      const [termId, tier] = key as [number, number, number];
+      const tiers = (this.postings[termId] ??= []);
+      const chunk = deserializeBitmap(value);
+      if (tiers[tier]) tiers[tier].orInPlace(chunk);
+      else tiers[tier] = chunk;
+    }
+    for (const { key, value } of this.dbs.filters.getRange()) {
+      const [field, valueKey] = key as [string, string, number];
+      const k = `${field}\u0000${valueKey}`;
+      const chunk = deserializeBitmap(value);
+      const existing = this.filters.get(k);
+      if (existing) existing.orInPlace(chunk);
+      else this.filters.set(k, chunk);
+    }
+    this.next = meta?.nextDocId ?? 0;
+    this.total = meta?.totalLen ?? 0;
+    this.lengths = ensureU32(this.lengths, this.next);
+    for (const { key, value } of this.dbs.lengths.getRange()) {
+      this.lengths.set(bytesU32(value).subarray(0, Math.max(0, this.next - key * CHUNK_SIZE)), key * CHUNK_SIZE);
+    }
+    if (meta?.tombstones) this.tombstoneSet = deserializeBitmap(meta.tombstones);
+    // Drop anything past the committed counter (cannot happen with atomic commits; cheap to enforce).
+    for (const tiers of this.postings) for (const b of tiers ?? []) b?.removeRange(this.next, UINT32_END);
+    this.visible = this.next;
+  }
+
+  private addTermInMemory(term: string, surface: string, stop: boolean): TermId {
+    const id = this.termList.length;
+    this.termIds.set(term, id);
+    this.termList.push(term);
+    this.surfaceList.push(surface);
+    this.stopFlags = ensureU8(this.stopFlags, id + 1);
+    this.stopFlags[id] = stop ? 1 : 0;
+    return id;
+  }
+
+  // ---- writing -------------------------------------------------------------------------
+
+  /** Runs writes one at a time (the writer queue). */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Upserts analysed documents in one transaction. Resolves once durable. A document whose id
+   * exists gets a new DocId; the old one is tombstoned in the same transaction.
+   */
+  upsert(docs: AnalyzedDocument[]): Promise<WriteResult> {
+    return this.enqueue(() => this.upsertNow(docs));
+  }
+
+  private async upsertNow(docs: AnalyzedDocument[]): Promise<WriteResult> {
+    if (docs.length === 0) return { inserted: 0, replaced: 0 };
+    const firstId = this.next;
+    const firstTerm = this.termList.length;
+    const byTerm = new Map<number, number[]>(); // (termId * TIERS + tier) → DocIds
+    const byFilter = new Map<string, number[]>();
+    const replaced: number[] = [];
+    const forward: Array<[number, Buffer]> = [];
+    let lengthDelta = 0;
+    const nTiers = TF_TIERS.length;
+    this.lengths = ensureU32(this.lengths, firstId + docs.length);
+    for (let i = 0; i < docs.length; i++) {
+      const doc = docs[i];
+      const docId = firstId + i;
+      const old = this.dbs.docs.get(doc.input.id);
+      if (old && !this.tombstoneSet.has(old.docId)) {
+        replaced.push(old.docId);
+        lengthDelta -= this.lengths[old.docId];
+      }
+      const n = Math.min(doc.terms.length, this.maxForwardTokens);
+      const seq = new Uint32Array(n);
+      const tf = new Map<number, number>();
+      for (let j = 0; j < doc.terms.length; j++) {
+        let id = this.termIds.get(doc.terms[j]);
+        if (id === undefined) id = this.addTermInMemory(doc.terms[j], doc.surfaces[j], doc.stops[j] === 1);
+        if (j < n) seq[j] = id;
+        tf.set(id, (tf.get(id) ?? 0) + 1);
+      }
+      for (const [id, count] of tf) {
+        for (let t = 0; t < nTiers && count >= TF_TIERS[t]; t++) {
+          const key = id * nTiers + t;
+          const list = byTerm.get(key);
+          if (list) list.push(docId);
+          else byTerm.set(key, [docId]);
+        }
+      }
+      for (const [field, value] of Object.entries(doc.input.metadata ?? {})) {
+        const key = filterKey(field, value);
+        if (key === undefined) continue;
+        const list = byFilter.get(key);
+        if (list) list.push(docId);
+        else byFilter.set(key, [docId]);
+      }
+      this.lengths[docId] = doc.terms.length;
+      lengthDelta += doc.terms.length;
+      forward.push([docId, u32Bytes(seq)]);
+    }
+    const lastId = firstId + docs.length - 1;
+    const chunkLo = firstId >>> CHUNK_BITS;
+    const chunkHi = lastId >>> CHUNK_BITS;
+    // Mutate in-memory postings now: the new DocIds stay invisible until the commit below.
+    this.reserved = lastId + 1;
+    const touched: Array<[number, number, Bitmap, number, number]> = []; // termId, tier, bitmap, first, last DocId added
+    for (const [key, ids] of byTerm) {
+      const termId = Math.floor(key / nTiers);
+      const tier = key - termId * nTiers;
+      const tiers = (this.postings[termId] ??= []);
+      const bitmap = (tiers[tier] ??= new RoaringBitmap32());
+      bitmap.addMany(ids);
+      touched.push([termId, tier, bitmap, ids[0], ids[ids.length - 1]]);
+    }
+    const touchedFilters: Array<[string, Bitmap]> = [];
+    for (const [key, ids] of byFilter) {
+      let bitmap = this.filters.get(key);
+      if (!bitmap) this.filters.set(key, (bitmap = new RoaringBitmap32()));
+      bitmap.addMany(ids);
+      touchedFilters.push([key, bitmap]);
+    }
+    const tombstones = this.tombstoneSet.clone();
+    tombstones.addMany(replaced);
+    const meta: Meta = { nextDocId: lastId + 1, totalLen: this.total + lengthDelta, tombstones: serializeBitmap(tombstones) };
+    try {
+      await this.dbs.docs.transaction(() => {
+        const d = this.dbs;
+        for (let t = firstTerm; t < this.termList.length; t++) {
+          void d.terms.put(t, [this.termList[t], this.surfaceList[t], this.stopFlags[t] === 1]);
+        }
+        for (let c = chunkLo; c <= chunkHi; c++) {
+          const lo = c * CHUNK_SIZE;
+          const hi = lo + CHUNK_SIZE;
+          for (const [termId, tier, bitmap, first, last] of touched) {
+            if (last < lo || first >= hi) continue;
+            void d.postings.put([termId, tier, c], serializeBitmap(chunkOf(bitmap, lo, hi)));
+          }
+          for (const [key, bitmap] of touchedFilters) {
+            if (bitmap.rangeCardinality(Math.max(lo, firstId), Math.min(hi, lastId + 1)) === 0) continue;
+            const [field, valueKey] = key.split('\u0000');
+            void d.filters.put([field, valueKey, c], serializeBitmap(chunkOf(bitmap, lo, hi)));
+          }
+          const end = Math.min(hi, lastId + 1);
+          void d.lengths.put(c, Buffer.from(u32Bytes(this.lengths.subarray(lo, end))));
+        }
+        for (let i = 0; i < docs.length; i++) {
+          const { input } = docs[i];
+          const stored: StoredDocument = { docId: firstId + i, text: input.text };
+          if (input.title !== undefined) stored.title = input.title;
+          if (input.metadata !== undefined) stored.metadata = input.metadata;
+          void d.docs.put(input.id, stored);
+          void d.ids.put(firstId + i, input.id);
+          void d.forward.put(forward[i][0], forward[i][1]);
+        }
+        for (const old of replaced) {
+          void d.ids.remove(old);
+          void d.forward.remove(old);
+        }
+        void d.meta.put('counters', meta);
+      });
+    } catch (cause) {
+      this.rollback(firstId, firstTerm, touched, touchedFilters);
+      throw createError('STORE_WRITE_FAILED', { reason: (cause as Error).message }, { cause });
+    }
+    this.next = lastId + 1;
+    this.total = meta.totalLen;
+    this.tombstoneSet = tombstones;
+    this.visible = this.next;
+    this.generation++;
+    return { inserted: docs.length - replaced.length, replaced: replaced.length };
+  }
+
+  private rollback(firstId: number, firstTerm: number, touched: Array<[number, number, Bitmap, number, number]>, filters: Array<[string, Bitmap]>): void {
+    this.reserved = firstId;
+    for (const [, , bitmap] of touched) bitmap.removeRange(firstId, UINT32_END);
+    for (const [, bitmap] of filters) bitmap.removeRange(firstId, UINT32_END);
+    for (let t = firstTerm; t < this.termList.length; t++) this.termIds.delete(this.termList[t]);
+    this.postings.length = Math.min(this.postings.length, firstTerm);
+    this.termList.length = firstTerm;
+    this.surfaceList.length = firstTerm;
+  }
+
+  /** Deletes documents by external id; resolves with the ids that existed, once durable. */
+  delete(ids: string[]): Promise<string[]> {
+    return this.enqueue(async () => {
+      const found: Array<[string, number]> = [];
+      for (const id of new Set(ids)) {
+        const doc = this.dbs.docs.get(id);
+        if (doc && !this.tombstoneSet.has(doc.docId) && doc.docId < this.visible) found.push([id, doc.docId]);
+      }
+      if (found.length === 0) return [];
+      const tombstones = this.tombstoneSet.clone();
+      let total = this.total;
+      for (const [, docId] of found) {
+        tombstones.add(docId);
+        total -= this.lengths[docId];
+      }
+      const meta: Meta = { nextDocId: this.next, totalLen: total, tombstones: serializeBitmap(tombstones) };
+      try {
+        await this.dbs.docs.transaction(() => {
+          for (const [id, docId] of found) {
+            void this.dbs.docs.remove(id);
+            void this.dbs.ids.remove(docId);
+            void this.dbs.forward.remove(docId);
+          }
+          void this.dbs.meta.put('counters', meta);
+        });
+      } catch (cause) {
+        throw createError('STORE_WRITE_FAILED', { reason: (cause as Error).message }, { cause });
+      }
+      this.tombstoneSet = tombstones;
+      this.total = total;
+      this.generation++;
+      return found.map(([id]) => id);
+    });
+  }
+
+  /** Waits for queued writes (used before close). */
+  async drain(): Promise<void> {
+    await this.queue;
+  }
+}
+
+/** Opens a collection's index from its databases. */
+export function openCollectionIndex(name: string, dbs: CollectionDbs, opts: { maxForwardTokens: number }): CollectionIndex {
+  const index = new CollectionIndex(name, dbs, opts.maxForwardTokens);
+  try {
+    index.load();
+  } catch (cause) {
+    if ((cause as { code?: string }).code === 'INDEX_CORRUPT') throw cause;
+    throw createError('INDEX_CORRUPT', { path: `collection ${name}` }, { cause });
+  }
+  return index;
+}

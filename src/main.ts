@@ -1,0 +1,54 @@
+/**
+ * Entry point: argv/env → loadConfig → buildApp → listen; graceful shutdown on SIGTERM/SIGINT.
+ * The only reader of process.env.
+ */
+import { parseArgs } from 'node:util';
+import { buildApp } from './app.ts';
+import { loadConfig, type ConfigOverrides } from './config/load.ts';
+import { createRetrieverFactory } from './search/retrievers.ts';
+
+const { values } = parseArgs({
+  options: {
+    config: { type: 'string', short: 'c' },
+    host: { type: 'string' },
+    port: { type: 'string', short: 'p' },
+    'data-dir': { type: 'string', short: 'd' },
+    'log-level': { type: 'string' },
+    workers: { type: 'string' },
+    'allow-open': { type: 'boolean' },
+  },
+  allowPositionals: false,
+});
+
+const overrides: ConfigOverrides = {
+  server: { host: values.host, port: values.port ? Number(values.port) : undefined, logLevel: values['log-level'] },
+  store: { dataDir: values['data-dir'] },
+  analysis: { workers: values.workers ? Number(values.workers) : undefined },
+  auth: { allowOpenNonLoopback: values['allow-open'] ? true : undefined },
+};
+
+async function main(): Promise<void> {
+  const config = loadConfig({ file: values.config ?? process.env.R3SERVE_CONFIG, env: process.env, overrides });
+  const app = await buildApp(config, { retrieverFactory: createRetrieverFactory(config) });
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: draining requests and closing the store');
+    app.close().then(
+      () => process.exit(0),
+      (err) => {
+        app.log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await app.listen({ host: config.server.host, port: config.server.port });
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,162 @@
+/**
+ * The collections of one data directory: create, open, list, drop, ingest and delete. Composes
+ * the store, the analysis pool, each collection's index and its searcher. Plain values in and
+ * out; the HTTP layer only maps them.
+ */
+import { createError } from '../errors.ts';
+import type { AnalyzerOptions } from '../analysis/index.ts';
+import { createAnalyzer } from '../analysis/index.ts';
+import type { AnalysisPool } from '../analysis/pool.ts';
+import { openCollectionIndex, type CollectionIndex, type WriteResult } from '../index/collection-index.ts';
+import type { Store } from '../index/store.ts';
+import type { DocumentInput } from '../types.ts';
+import type { Bm25Params } from './bm25.ts';
+import { Searcher, type LateRetriever } from './searcher.ts';
+
+/** Options fixed when a collection is created (they decide its on-disk format). */
+export interface CollectionOptions {
+  analyzer: AnalyzerOptions;
+  retriever: { kind: 'sidr-glove' | 'bm25'; [key: string]: unknown };
+}
+
+export interface Collection {
+  readonly name: string;
+  readonly options: CollectionOptions;
+  readonly index: CollectionIndex;
+  readonly searcher: Searcher;
+  createdAt: string;
+}
+
+/** Builds the parametric retriever of a collection (undefined: lexical/beta only). */
+export type RetrieverFactory = (collection: Collection, store: Store) => Promise<LateRetriever | undefined>;
+
+export interface CollectionsOptions {
+  bm25: Bm25Params;
+  maxForwardTokens: number;
+  defaultStem: boolean;
+  maxDocumentChars: number;
+  /** Log progress every this many documents of one ingest call. */
+  progressEvery?: number;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+export const DEFAULT_COLLECTION = 'default';
+const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+
+export class Collections {
+  private readonly open = new Map<string, Collection>();
+  private readonly store: Store;
+  private readonly pool: AnalysisPool;
+  private readonly options: CollectionsOptions;
+  private readonly retrieverFactory?: RetrieverFactory;
+
+  constructor(store: Store, pool: AnalysisPool, options: CollectionsOptions, retrieverFactory?: RetrieverFactory) {
+    this.store = store;
+    this.pool = pool;
+    this.options = options;
+    this.retrieverFactory = retrieverFactory;
+  }
+
+  /** Default options of a new collection. */
+  defaults(): CollectionOptions {
+    return { analyzer: { name: 'wink', stem: this.options.defaultStem }, retriever: { kind: 'sidr-glove' } };
+  }
+
+  /** Opens every collection in the catalog and creates `default` when missing. */
+  async openAll(): Promise<void> {
+    for (const { name, options } of this.store.listCollections()) await this.attach(name, options as unknown as CollectionOptions & { createdAt: string });
+    if (!this.open.has(DEFAULT_COLLECTION)) await this.create(DEFAULT_COLLECTION, {});
+  }
+
+  private async attach(name: string, options: CollectionOptions & { createdAt?: string }): Promise<Collection> {
+    const index = openCollectionIndex(name, this.store.collectionDbs(name), { maxForwardTokens: this.options.maxForwardTokens });
+    const searcher = new Searcher(index, createAnalyzer(options.analyzer), { bm25: this.options.bm25 });
+    const collection: Collection = {
+      name,
+      options: { analyzer: options.analyzer, retriever: options.retriever },
+      index,
+      searcher,
+      createdAt: options.createdAt ?? new Date().toISOString(),
+    };
+    if (this.retrieverFactory) searcher.retriever = await this.retrieverFactory(collection, this.store);
+    this.open.set(name, collection);
+    return collection;
+  }
+
+  /** Creates a collection; idempotent when it exists with the same options (409 otherwise). */
+  async create(name: string, partial: { analyzer?: Partial<AnalyzerOptions>; retriever?: Partial<CollectionOptions['retriever']> }): Promise<{ collection: Collection; created: boolean }> {
+    if (!NAME_PATTERN.test(name)) throw createError('COLLECTION_NAME_INVALID', { name });
+    const d = this.defaults();
+    const options: CollectionOptions = {
+      analyzer: { ...d.analyzer, ...partial.analyzer } as AnalyzerOptions,
+      retriever: { ...d.retriever, ...partial.retriever } as CollectionOptions['retriever'],
+    };
+    const existing = this.open.get(name);
+    if (existing) {
+      if (JSON.stringify(existing.options) !== JSON.stringify(options) && (partial.analyzer || partial.retriever)) {
+        throw createError('COLLECTION_EXISTS', { name });
+      }
+      return { collection: existing, created: false };
+    }
+    const createdAt = new Date().toISOString();
+    await this.store.putCollection(name, { ...options, createdAt });
+    return { collection: await this.attach(name, { ...options, createdAt }), created: true };
+  }
+
+  get(name: string): Collection {
+    const c = this.open.get(name);
+    if (!c) throw createError('COLLECTION_NOT_FOUND', { name });
+    return c;
+  }
+
+  has(name: string): boolean {
+    return this.open.has(name);
+  }
+
+  list(): Collection[] {
+    return [...this.open.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async drop(name: string): Promise<void> {
+    const c = this.get(name);
+    this.open.delete(name);
+    await c.index.drain();
+    await this.store.dropCollection(name);
+  }
+
+  /** Checks a batch before any analysis: ids unique, fields well-typed. */
+  validate(docs: DocumentInput[]): void {
+    const seen = new Set<string>();
+    docs.forEach((doc, index) => {
+      if (typeof doc !== 'object' || doc === null) throw createError('DOCUMENT_INVALID', { index, reason: 'not an object' });
+      if (typeof doc.id !== 'string' || doc.id.length === 0 || doc.id.length > 512) throw createError('DOCUMENT_INVALID', { index, reason: '"id" must be a string of 1-512 characters' });
+      if (typeof doc.text !== 'string') throw createError('DOCUMENT_INVALID', { index, reason: '"text" must be a string' });
+      if (doc.text.length > this.options.maxDocumentChars) throw createError('DOCUMENT_INVALID', { index, reason: `"text" exceeds ${this.options.maxDocumentChars} characters` });
+      if (doc.title !== undefined && typeof doc.title !== 'string') throw createError('DOCUMENT_INVALID', { index, reason: '"title" must be a string' });
+      if (doc.metadata !== undefined && (typeof doc.metadata !== 'object' || doc.metadata === null || Array.isArray(doc.metadata))) {
+        throw createError('DOCUMENT_INVALID', { index, reason: '"metadata" must be an object' });
+      }
+      if (seen.has(doc.id)) throw createError('DOCUMENTS_DUPLICATE_ID', { id: doc.id }, { details: { index } });
+      seen.add(doc.id);
+    });
+  }
+
+  /** Analyses (off the event loop) and upserts a batch; resolves once durable. */
+  async ingest(name: string, docs: DocumentInput[]): Promise<WriteResult> {
+    const c = this.get(name);
+    this.validate(docs);
+    const texts = docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text));
+    const analyzed = await this.pool.analyze(c.options.analyzer, texts);
+    const result = await c.index.upsert(docs.map((input, i) => ({ input, ...analyzed[i] })));
+    return result;
+  }
+
+  /** Deletes documents; returns the ids that existed. */
+  async deleteDocuments(name: string, ids: string[]): Promise<string[]> {
+    return this.get(name).index.delete(ids);
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.open.values()) await c.index.drain();
+  }
+}

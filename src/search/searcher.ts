@@ -1,0 +1,219 @@
+/**
+ * Query-time composition: analyse the query, weight it (idf for `lexical`/`beta`, E_θ(q) for
+ * `late`), run the first stage, optionally re-rank the top m, and hydrate hits. Plain values in
+ * and out; no HTTP here.
+ */
+import { createError } from '../errors.ts';
+import type { Bitmap } from '../index/codec.ts';
+import type { CollectionIndex } from '../index/collection-index.ts';
+import type { Analyzer, DocId, SparseVector } from '../types.ts';
+import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
+import { FirstStage } from './first-stage.ts';
+import { TF_TIERS } from '../index/collection-index.ts';
+
+export type SearchMode = 'late' | 'beta' | 'lexical';
+
+/** A retriever with a parametric side (sidr-glove, onnx): supplies E_θ(q) and f_θ. */
+export interface LateRetriever {
+  readonly kind: string;
+  /** Version of θ pinned for one request. */
+  pin(): PinnedRetriever;
+}
+
+/** θ of one version, stable for the duration of one request. */
+export interface PinnedRetriever {
+  readonly version: number;
+  /** Final-score mix γ: f_β/max f_β + γ·f_θ/max f_θ. */
+  readonly gamma: number;
+  /** E_θ(q) as first-stage weights (present terms ∪ expansions). */
+  encodeQuery(termIds: Uint32Array): SparseVector & { expanded?: Uint8Array };
+  /** f_θ(q, d) for each document. */
+  rerank(query: SparseVector, docIds: Uint32Array): Float32Array;
+}
+
+export interface SearchRequest {
+  query: string;
+  k: number;
+  m: number;
+  mode: SearchMode;
+  explain?: boolean;
+  filter?: Record<string, unknown>;
+  /** Return title/text/metadata with each hit. Default true. */
+  includeDocuments?: boolean;
+}
+
+export interface MatchedTerm {
+  term: string;
+  queryWeight: number;
+  expansion: boolean;
+  tf: number;
+  contribution: number;
+  formula: string;
+}
+
+export interface SearchHit {
+  id: string;
+  docId: DocId;
+  score: number;
+  firstStageScore: number;
+  parametricScore?: number;
+  title?: string;
+  text?: string;
+  metadata?: Record<string, unknown>;
+  explain?: { matched: MatchedTerm[] };
+}
+
+export interface SearchResult {
+  hits: SearchHit[];
+  mode: SearchMode;
+  retrieverVersion: number | null;
+  timings: { analyzeMs: number; firstStageMs: number; rerankMs: number; totalMs: number };
+}
+
+export interface SearcherOptions {
+  bm25: Bm25Params;
+}
+
+/** Per-collection searcher; holds the first-stage scratch space. */
+export class Searcher {
+  private readonly firstStage: FirstStage;
+  readonly index: CollectionIndex;
+  readonly analyzer: Analyzer;
+  readonly options: SearcherOptions;
+  retriever: LateRetriever | undefined;
+
+  constructor(index: CollectionIndex, analyzer: Analyzer, options: SearcherOptions, retriever?: LateRetriever) {
+    this.index = index;
+    this.analyzer = analyzer;
+    this.options = options;
+    this.retriever = retriever;
+    this.firstStage = new FirstStage(index);
+  }
+
+  /** Term ids of the query's tokens that the index knows (in order, with repeats). */
+  queryTerms(text: string): Uint32Array {
+    const tokens = this.analyzer.analyze(text);
+    if (tokens.length === 0) throw createError('QUERY_EMPTY');
+    const ids: number[] = [];
+    for (const t of tokens) {
+      const id = this.index.termId(t.term);
+      if (id !== undefined) ids.push(id);
+    }
+    return Uint32Array.from(ids);
+  }
+
+  /** idf-weighted query vector (query tf multiplies, as BM25 sums over query terms). */
+  lexicalQuery(termIds: Uint32Array): SparseVector {
+    const counts = new Map<number, number>();
+    for (const id of termIds) counts.set(id, (counts.get(id) ?? 0) + 1);
+    const ids = Uint32Array.from([...counts.keys()].sort((a, b) => a - b));
+    const n = this.index.liveCount;
+    const weights = Float32Array.from(ids, (id) => idf(this.index.df(id), n) * counts.get(id)!);
+    return { ids, weights };
+  }
+
+  private filterBitmap(filter: Record<string, unknown> | undefined): Bitmap | undefined | null {
+    if (!filter || Object.keys(filter).length === 0) return undefined;
+    let out: Bitmap | undefined;
+    for (const [field, value] of Object.entries(filter)) {
+      if (!['string', 'number', 'boolean'].includes(typeof value)) throw createError('FILTER_INVALID', { field });
+      const b = this.index.filter(field, value);
+      if (!b) return null;
+      out = out ? out.clone() : b.clone();
+      if (out !== b) out.andInPlace(b);
+    }
+    return out;
+  }
+
+  /** Runs one query. */
+  search(req: SearchRequest): SearchResult {
+    const t0 = performance.now();
+    const termIds = this.queryTerms(req.query);
+    const t1 = performance.now();
+    const filter = this.filterBitmap(req.filter);
+    let pinned: PinnedRetriever | undefined;
+    if (req.mode === 'late') {
+      if (!this.retriever) throw createError('MODE_UNSUPPORTED', { mode: req.mode, retriever: 'bm25' });
+      pinned = this.retriever.pin();
+    }
+    const params = req.mode === 'beta' ? { k1: 0, b: 0 } : this.options.bm25;
+    const qv = pinned ? pinned.encodeQuery(termIds) : this.lexicalQuery(termIds);
+    const m = pinned ? Math.max(req.m, req.k) : req.k;
+    const ranked = filter === null || qv.ids.length === 0 ? { ids: new Uint32Array(0), scores: new Float32Array(0) } : this.firstStage.run(qv, m, params, filter);
+    const t2 = performance.now();
+    let order = Array.from(ranked.ids.keys());
+    let final = Array.from(ranked.scores);
+    let parametric: Float32Array | undefined;
+    if (pinned && ranked.ids.length > 0) {
+      const reranked = Math.min(req.m, ranked.ids.length);
+      parametric = pinned.rerank(qv, ranked.ids.subarray(0, reranked));
+      const maxBeta = ranked.scores[0] || 1;
+      let maxTheta = 0;
+      for (const s of parametric) maxTheta = Math.max(maxTheta, s);
+      maxTheta ||= 1;
+      final = order.map((i) => (i < reranked ? ranked.scores[i] / maxBeta + (pinned!.gamma * parametric![i]) / maxTheta : ranked.scores[i] / maxBeta - 1));
+      order = order.sort((a, b) => final[b] - final[a] || a - b);
+    }
+    const t3 = performance.now();
+    const hits: SearchHit[] = [];
+    for (const i of order.slice(0, req.k)) {
+      const docId = ranked.ids[i];
+      const hit = this.hydrate(docId, req.includeDocuments !== false);
+      if (!hit) continue;
+      hit.score = final[i];
+      hit.firstStageScore = ranked.scores[i];
+      if (parametric && i < parametric.length) hit.parametricScore = parametric[i];
+      if (req.explain) hit.explain = { matched: this.explain(qv, docId, params, termIds) };
+      hits.push(hit);
+    }
+    const t4 = performance.now();
+    return {
+      hits,
+      mode: req.mode,
+      retrieverVersion: pinned ? pinned.version : null,
+      timings: { analyzeMs: t1 - t0, firstStageMs: t2 - t1, rerankMs: t3 - t2, totalMs: t4 - t0 },
+    };
+  }
+
+  private hydrate(docId: DocId, withDocument: boolean): SearchHit | undefined {
+    const id = this.index.externalId(docId);
+    if (id === undefined) return undefined;
+    const hit: SearchHit = { id, docId, score: 0, firstStageScore: 0 };
+    if (withDocument) {
+      const doc = this.index.getDocument(id);
+      if (doc) {
+        if (doc.title !== undefined) hit.title = doc.title;
+        hit.text = doc.text;
+        if (doc.metadata !== undefined) hit.metadata = doc.metadata;
+      }
+    }
+    return hit;
+  }
+
+  /** Matched terms of one hit with their first-stage contributions. */
+  private explain(qv: SparseVector, docId: DocId, params: Bm25Params, present: Uint32Array): MatchedTerm[] {
+    const presentSet = new Set(present);
+    const dl = this.index.docLengths[docId];
+    const avgdl = this.index.avgLength;
+    const out: MatchedTerm[] = [];
+    for (let i = 0; i < qv.ids.length; i++) {
+      const termId = qv.ids[i];
+      let tf = 0;
+      const tiers = this.index.tierCount(termId);
+      for (let t = 0; t < tiers; t++) {
+        if (this.index.posting(termId, t)?.has(docId)) tf = TF_TIERS[t];
+        else break;
+      }
+      if (tf === 0) continue;
+      out.push({
+        term: this.index.term(termId),
+        queryWeight: qv.weights[i],
+        expansion: !presentSet.has(termId),
+        tf,
+        contribution: qv.weights[i] * saturation(tf, dl, avgdl, params),
+        formula: explainScore(qv.weights[i], tf, dl, avgdl, params),
+      });
+    }
+    return out.sort((a, b) => b.contribution - a.contribution);
+  }
+}

@@ -1,0 +1,78 @@
+/**
+ * Collection routes: create (PUT), list, describe, drop. Handlers parse, call one domain
+ * function and shape the response.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Collection } from '../../search/collections.ts';
+import { collectionNameSchema, problemResponses } from '../schemas/common.ts';
+
+export const collectionInfoSchema = {
+  $id: 'CollectionInfo',
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    analyzer: { type: 'object', additionalProperties: true },
+    retriever: { type: 'object', additionalProperties: true },
+    documents: { type: 'integer' },
+    terms: { type: 'integer' },
+    averageLength: { type: 'number' },
+    createdAt: { type: 'string' },
+  },
+} as const;
+
+const createBody = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    analyzer: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { name: { enum: ['wink'] }, stem: { type: 'boolean' } },
+    },
+    retriever: {
+      type: 'object',
+      additionalProperties: true,
+      properties: { kind: { enum: ['sidr-glove', 'bm25'] } },
+    },
+  },
+} as const;
+
+/** Public description of a collection. */
+export function describeCollection(c: Collection): Record<string, unknown> {
+  const retriever = c.searcher.retriever;
+  return {
+    name: c.name,
+    analyzer: c.options.analyzer,
+    retriever: { ...c.options.retriever, version: retriever ? retriever.pin().version : null },
+    documents: c.index.liveCount,
+    terms: c.index.vocabularySize,
+    averageLength: c.index.avgLength,
+    createdAt: c.createdAt,
+  };
+}
+
+export default async function collectionRoutes(app: FastifyInstance): Promise<void> {
+  const params = { type: 'object', required: ['name'], properties: { name: collectionNameSchema } } as const;
+
+  app.put<{ Params: { name: string }; Body: { analyzer?: { name?: 'wink'; stem?: boolean }; retriever?: { kind?: 'sidr-glove' | 'bm25' } } }>(
+    '/collections/:name',
+    { schema: { params, body: createBody, response: { 200: { $ref: 'CollectionInfo#' }, 201: { $ref: 'CollectionInfo#' }, ...problemResponses } } },
+    async (request, reply) => {
+      const { collection, created } = await app.engine.collections.create(request.params.name, request.body ?? {});
+      return reply.code(created ? 201 : 200).send(describeCollection(collection));
+    },
+  );
+
+  app.get('/collections', { schema: { response: { 200: { type: 'object', properties: { collections: { type: 'array', items: { $ref: 'CollectionInfo#' } } } } } } }, async () => ({
+    collections: app.engine.collections.list().map(describeCollection),
+  }));
+
+  app.get<{ Params: { name: string } }>('/collections/:name', { schema: { params, response: { 200: { $ref: 'CollectionInfo#' }, ...problemResponses } } }, async (request) =>
+    describeCollection(app.engine.collections.get(request.params.name)),
+  );
+
+  app.delete<{ Params: { name: string } }>('/collections/:name', { schema: { params, response: { ...problemResponses } } }, async (request, reply) => {
+    await app.engine.collections.drop(request.params.name);
+    return reply.code(204).send();
+  });
+}

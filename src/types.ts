@@ -1,0 +1,43 @@
+/**
+ * Identities and interfaces shared across folders. Owns no behaviour: plain types only,
+ * so every layer can import it without pulling in a library.
+ */
+
+/** Dense internal document id (uint32); the member type of every roaring bitmap. Never exposed. */
+export type DocId = number;
+/** Dense per-collection term id (uint32), assigned append-only by the term dictionary. */
+export type TermId = number;
+/** A relevance score. */
+export type Score = number;
+
+/** One analysed token: the index term, whether it is a stop word, and the surface form it came from. */
+export interface Token {
+  /** Index term (lower-cased normal form, stemmed when the analyzer stems). */
+  term: string;
+  /** Lower-cased surface form before stemming (the GloVe lookup key). */
+  surface: string;
+  /** True for stop words: kept in the index, but matched exactly only by semantic models. */
+  stop: boolean;
+}
+
+/** text → token sequence. Frozen per collection: it defines the bag of tokens T(x). */
+export interface Analyzer {
+  readonly name: string;
+  /** Options that decide the on-disk format (compared with the store's `meta` on open). */
+  readonly options: Readonly<Record<string, unknown>>;
+  analyze(text: string): Token[];
+}
+
+/** A document as the user gives it. */
+export interface DocumentInput {
+  id: string;
+  title?: string;
+  text: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** A sparse vector over term ids: ids ascending-unique, weights aligned. */
+export interface SparseVector {
+  ids: Uint32Array;
+  weights: Float32Array;
+}

@@ -1,0 +1,40 @@
+/**
+ * Golden table for the wink analyzer: lower-cased normal forms, words and numbers kept, stop
+ * words flagged, Porter2 stems; and determinism regardless of what was read before.
+ */
+import { describe, expect, it } from 'vitest';
+import { createWinkAnalyzer } from '../../src/analysis/wink.ts';
+
+const CASES: Array<{ text: string; terms: string[]; stops?: string[] }> = [
+  { text: 'Cats are running', terms: ['cat', 'are', 'run'], stops: ['are'] },
+  { text: 'The U.S. economy grew 3.5% in 2019.', terms: ['the', 'u.s.', 'economi', 'grew', '3.5', 'in', '2019'], stops: ['the', 'in'] },
+  { text: "COVID-19 isn't over", terms: ['covid-19', 'is', 'not', 'over'] },
+  { text: 'Email me at a@b.com or visit http://x.com :)', terms: ['email', 'me', 'at', 'or', 'visit'] },
+  { text: '!!! ... ???', terms: [] },
+  { text: 'naïve café', terms: ['naïv', 'café'] },
+  { text: 'UPPER lower MiXeD', terms: ['upper', 'lower', 'mix'] },
+];
+
+describe('wink analyzer', () => {
+  const analyzer = createWinkAnalyzer({ stem: true });
+
+  it.each(CASES)('analyses "$text"', ({ text, terms, stops }) => {
+    const tokens = analyzer.analyze(text);
+    expect(tokens.map((t) => t.term)).toEqual(terms);
+    if (stops) expect(tokens.filter((t) => t.stop).map((t) => t.term)).toEqual(stops);
+  });
+
+  it('keeps surfaces unstemmed and stems only when asked', () => {
+    const plain = createWinkAnalyzer({ stem: false });
+    expect(plain.analyze('Running dogs').map((t) => t.term)).toEqual(['running', 'dogs']);
+    expect(analyzer.analyze('Running dogs').map((t) => t.surface)).toEqual(['running', 'dogs']);
+  });
+
+  it('tokenizes the same text the same way whatever was read before', () => {
+    const text = 'Receptors 5a and C5a bind factor 5b; IL-6R and p53-null cells.';
+    const fresh = createWinkAnalyzer({ stem: true }).analyze(text).map((t) => t.term);
+    const used = createWinkAnalyzer({ stem: true });
+    for (const warm of ['5a 5b c5a', 'IL-6R p53-null 5a.', 'factor 5a receptor', text]) used.analyze(warm);
+    expect(used.analyze(text).map((t) => t.term)).toEqual(fresh);
+  });
+});

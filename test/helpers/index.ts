@@ -1,0 +1,81 @@
+/**
+ * Test helpers: configs, temporary stores, in-process apps and synthetic corpora. Real LMDB,
+ * real roaring, real analysis workers; only the data is small.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, type BuildOptions } from '../../src/app.ts';
+import { loadConfig, type Config, type ConfigOverrides } from '../../src/config/load.ts';
+import type { DocumentInput } from '../../src/types.ts';
+
+/** A temporary directory, removed by the returned cleanup. */
+export function tmpDir(prefix = 'r3test-'): { dir: string; cleanup(): void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A validated config for tests: silent logs, one analysis worker, the given data dir. */
+export function testConfig(dataDir: string, overrides: ConfigOverrides = {}): Config {
+  return loadConfig({
+    overrides: {
+      ...overrides,
+      server: { logLevel: 'silent', ...overrides.server },
+      store: { dataDir, ...overrides.store },
+      analysis: { workers: 1, ...overrides.analysis },
+    },
+  });
+}
+
+export interface TestApp {
+  app: FastifyInstance;
+  dir: string;
+  close(): Promise<void>;
+}
+
+/** Builds an app on a fresh temporary data directory (or `dir`, kept). */
+export async function buildTestApp(overrides: ConfigOverrides = {}, options: BuildOptions & { dir?: string } = {}): Promise<TestApp> {
+  const tmp = options.dir ? { dir: options.dir, cleanup() {} } : tmpDir();
+  const app = await buildApp(testConfig(tmp.dir, overrides), options);
+  return {
+    app,
+    dir: tmp.dir,
+    async close() {
+      await app.close();
+      tmp.cleanup();
+    },
+  };
+}
+
+/** Seeded PRNG (mulberry32) for reproducible corpora. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const WORDS = (
+  'cell protein gene cancer tumor immune virus infection patient treatment drug dose risk blood ' +
+  'heart brain neuron memory learning model data network river mountain city music guitar piano ' +
+  'football player team season league goal coach market price stock bank money trade law court ' +
+  'judge election vote party government war army battle king queen empire church school student'
+).split(' ');
+
+/** `n` documents of random sentences over a small vocabulary (Zipf-like word choice). */
+export function makeCorpus(n: number, seed = 1, prefix = 'd'): DocumentInput[] {
+  const rnd = seededRandom(seed);
+  const docs: DocumentInput[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = 5 + Math.floor(rnd() * 40);
+    const words: string[] = [];
+    for (let j = 0; j < len; j++) words.push(WORDS[Math.floor(WORDS.length * rnd() * rnd())]);
+    docs.push({ id: `${prefix}${i}`, title: `Title ${WORDS[i % WORDS.length]}`, text: words.join(' ') + '.', metadata: { group: i % 3, even: i % 2 === 0 } });
+  }
+  return docs;
+}

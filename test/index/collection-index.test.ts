@@ -1,0 +1,110 @@
+/**
+ * The collection index against a plain oracle (Map of id → terms): random upserts and deletes,
+ * then postings, tiers, lengths, documents and the forward store must agree with the oracle,
+ * both in memory and after reopening from LMDB.
+ */
+import fc from 'fast-check';
+import { afterEach, describe, expect, it } from 'vitest';
+import { openCollectionIndex, TF_TIERS, type AnalyzedDocument, type CollectionIndex } from '../../src/index/collection-index.ts';
+import { openStore, type Store } from '../../src/index/store.ts';
+import { tmpDir } from '../helpers/index.ts';
+
+const VOCAB = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'];
+
+function analyzed(id: string, terms: string[], metadata?: Record<string, unknown>): AnalyzedDocument {
+  return { input: { id, text: terms.join(' '), metadata }, terms, surfaces: terms, stops: new Uint8Array(terms.length) };
+}
+
+function check(index: CollectionIndex, oracle: Map<string, string[]>): void {
+  expect(index.liveCount).toBe(oracle.size);
+  const live = new Map<number, string>();
+  for (const [id, terms] of oracle) {
+    const doc = index.getDocument(id);
+    expect(doc?.text).toBe(terms.join(' '));
+    live.set(doc!.docId, id);
+    expect(Array.from(index.forward(doc!.docId)!, (t) => index.term(t))).toEqual(terms);
+    expect(index.docLengths[doc!.docId]).toBe(terms.length);
+  }
+  for (const term of VOCAB) {
+    const id = index.termId(term);
+    const expectedDf = [...oracle.values()].filter((t) => t.includes(term)).length;
+    if (id === undefined) {
+      expect(expectedDf).toBe(0);
+      continue;
+    }
+    expect(index.df(id)).toBe(expectedDf);
+    for (let tier = 0; tier < TF_TIERS.length; tier++) {
+      const members = (index.posting(id, tier)?.toArray() ?? []).filter((d) => live.has(d) && !index.tombstones.has(d));
+      const expected = [...oracle].filter(([, t]) => t.filter((x) => x === term).length >= TF_TIERS[tier]).map(([docId]) => docId);
+      expect(members.map((d) => live.get(d)).sort()).toEqual(expected.sort());
+    }
+  }
+}
+
+describe('collection index', () => {
+  let store: Store | undefined;
+  let cleanup: (() => void) | undefined;
+  afterEach(async () => {
+    await store?.close();
+    cleanup?.();
+    store = undefined;
+  });
+
+  it('agrees with an oracle under random upserts and deletes, before and after reopening', async () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('upsert' as const), docs: fc.array(fc.record({ id: fc.integer({ min: 0, max: 15 }), terms: fc.array(fc.constantFrom(...VOCAB), { maxLength: 40 }) }), { minLength: 1, maxLength: 6 }) }),
+      fc.record({ kind: fc.constant('delete' as const), ids: fc.array(fc.integer({ min: 0, max: 15 }), { maxLength: 4 }) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 12 }), async (ops) => {
+        const tmp = tmpDir();
+        const s = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+        try {
+          const index = openCollectionIndex('t', s.collectionDbs('t'), { maxForwardTokens: 1000 });
+          const oracle = new Map<string, string[]>();
+          for (const o of ops) {
+            if (o.kind === 'upsert') {
+              const batch = new Map(o.docs.map((d) => [`x${d.id}`, d.terms]));
+              await index.upsert([...batch].map(([id, terms]) => analyzed(id, terms)));
+              for (const [id, terms] of batch) oracle.set(id, terms);
+            } else {
+              await index.delete(o.ids.map((i) => `x${i}`));
+              for (const i of o.ids) oracle.delete(`x${i}`);
+            }
+          }
+          check(index, oracle);
+          check(openCollectionIndex('t', s.collectionDbs('t'), { maxForwardTokens: 1000 }), oracle);
+        } finally {
+          await s.close();
+          tmp.cleanup();
+        }
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  it('keeps metadata filter bitmaps and truncates the forward store', async () => {
+    const tmp = tmpDir();
+    cleanup = tmp.cleanup;
+    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 3 });
+    await index.upsert([analyzed('1', ['a', 'b', 'c', 'd'], { lang: 'en', n: 1 }), analyzed('2', ['a'], { lang: 'de', n: 1 })]);
+    expect(index.forward(index.getDocument('1')!.docId)!.length).toBe(3);
+    expect(index.docLengths[index.getDocument('1')!.docId]).toBe(4);
+    expect(index.filter('lang', 'en')!.toArray()).toEqual([index.getDocument('1')!.docId]);
+    expect(index.filter('n', 1)!.size).toBe(2);
+    expect(index.filter('lang', 'fr')).toBeUndefined();
+  });
+
+  it('does not let an uncommitted write show through', async () => {
+    const tmp = tmpDir();
+    cleanup = tmp.cleanup;
+    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
+    const pending = index.upsert([analyzed('1', ['a'])]);
+    expect(index.liveCount).toBe(0);
+    expect(index.getDocument('1')).toBeUndefined();
+    await pending;
+    expect(index.liveCount).toBe(1);
+  });
+});
