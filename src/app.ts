@@ -8,7 +8,10 @@ import type { Config } from './config/load.ts';
 import { createError } from './errors.ts';
 import type { RetrieverFactory } from './search/collections.ts';
 import { registerErrorHandler } from './server/error-handler.ts';
+import authPlugin from './server/plugins/auth.ts';
 import enginePlugin from './server/plugins/engine.ts';
+import metricsPlugin from './server/plugins/metrics.ts';
+import adminRoutes from './server/routes/admin.ts';
 import collectionRoutes, { collectionInfoSchema } from './server/routes/collections.ts';
 import documentRoutes from './server/routes/documents.ts';
 import healthRoutes from './server/routes/health.ts';
@@ -44,9 +47,13 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   await app.register(enginePlugin, { config, retrieverFactory: options.retrieverFactory });
+  // metrics before auth: its onRequest hook (request id, in-flight count) runs even for 401s.
+  await app.register(metricsPlugin);
+  await app.register(authPlugin, { keys: config.auth.keys });
   await app.register(healthRoutes);
   await app.register(collectionRoutes);
   await app.register(documentRoutes);
   await app.register(searchRoutes);
+  await app.register(adminRoutes);
   return app;
 }

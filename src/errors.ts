@@ -49,6 +49,11 @@ const codes = {
   AUTH_FORBIDDEN: { status: 403, message: 'The API key lacks the "{scope}" scope' },
   RATE_LIMITED: { status: 429, message: 'Too many requests for this key; retry after {retryAfter} s' },
   OVERLOADED: { status: 503, message: 'The server is overloaded; retry later' },
+  AUTH_KEYS_MISSING: { status: 500, message: 'Refusing to listen on {host} without API keys: configure auth.keys (R3SERVE_API_KEYS) or allow it with --allow-open (R3SERVE_ALLOW_OPEN=1)' },
+  // operations
+  SNAPSHOT_PATH_INVALID: { status: 400, message: 'Snapshot path "{path}" is invalid: {reason}' },
+  SNAPSHOT_EXISTS: { status: 409, message: 'Snapshot "{path}" already exists' },
+  SNAPSHOT_FAILED: { status: 500, message: 'The snapshot to {path} failed: {reason}' },
   // configuration
   CONFIG_INVALID: { status: 500, message: 'The configuration is invalid: {reason}' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -5,7 +5,9 @@
 import { parseArgs } from 'node:util';
 import { buildApp } from './app.ts';
 import { loadConfig, type ConfigOverrides } from './config/load.ts';
+import { isAppError } from './errors.ts';
 import { createRetrieverFactory } from './search/retrievers.ts';
+import { assertSafeListen } from './server/plugins/auth.ts';
 
 const { values } = parseArgs({
   options: {
@@ -29,6 +31,8 @@ const overrides: ConfigOverrides = {
 
 async function main(): Promise<void> {
   const config = loadConfig({ file: values.config ?? process.env.R3SERVE_CONFIG, env: process.env, overrides });
+  // An open server (no API keys) listens on loopback only, unless explicitly allowed.
+  assertSafeListen(config);
   const app = await buildApp(config, { retrieverFactory: createRetrieverFactory(config) });
   let closing = false;
   const shutdown = (signal: string) => {
@@ -49,6 +53,8 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error(err);
+  // Expected failures (bad config, the listen guard) get one clear line; anything else its stack.
+  if (isAppError(err)) console.error(`r3serve: ${err.code}: ${err.message}`);
+  else console.error(err);
   process.exit(1);
 });

@@ -6,6 +6,7 @@
  * kernel will replace.
  */
 import type { SparseVector, TermId } from '../types.ts';
+import { kernels } from '../kernels/index.ts';
 import type { Glove } from './glove.ts';
 
 /** Backbone dimension (GloVe sg-100d). */
@@ -183,8 +184,8 @@ export interface TopK {
 /**
  * Scores every term v for one unit vector h, s_v = w_v·exp(α(Un_v·h − 1)), and keeps the k best
  * in descending order. Terms with `skipMask[v] ≠ 0` or w_v ≤ 0 are left out. `Un` holds unit
- * rows (size × h.length). Flat loops over typed arrays: this is the H·Uᵀ hot loop that a native
- * kernel replaces. Ranking uses ln s = ln w_v + α(dot − 1) so exp runs only on the k kept.
+ * rows (size × h.length). This is the vocabulary-wide H·Uᵀ product: it runs in `kernels/`
+ * (native when built, else the TS reference).
  */
 export function scanTopK(
   Un: Float32Array,
@@ -194,63 +195,13 @@ export function scanTopK(
   k: number,
   skipMask: Uint8Array,
 ): TopK {
-  const D = h.length;
-  const V = w.length;
-  const keys = new Float64Array(k); // min-heap on ln s
   const ids = new Uint32Array(k);
-  let n = 0;
-  for (let v = 0, o = 0; v < V; v++, o += D) {
-    const wv = w[v];
-    if (skipMask[v] !== 0 || !(wv > 0)) continue;
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += Un[o + d] * h[d];
-    const key = Math.log(wv) + alpha * (dot - 1);
-    if (n < k) {
-      heapPush(keys, ids, n++, key, v);
-    } else if (k > 0 && key > keys[0]) {
-      heapReplaceRoot(keys, ids, n, key, v);
-    }
-  }
-  // Pop ascending into the tail: result is descending.
-  const outIds = new Uint32Array(n);
-  const outScores = new Float32Array(n);
-  for (let m = n; m > 0; m--) {
-    outIds[m - 1] = ids[0];
-    outScores[m - 1] = Math.exp(keys[0]);
-    heapReplaceRoot(keys, ids, m - 1, keys[m - 1], ids[m - 1]);
-  }
-  return { ids: outIds, scores: outScores };
-}
-
-function heapPush(keys: Float64Array, ids: Uint32Array, n: number, key: number, id: number): void {
-  let i = n;
-  while (i > 0) {
-    const p = (i - 1) >> 1;
-    if (keys[p] <= key) break;
-    keys[i] = keys[p];
-    ids[i] = ids[p];
-    i = p;
-  }
-  keys[i] = key;
-  ids[i] = id;
-}
-
-/** Replaces the root of a heap of size n with (key, id) and sifts it down. */
-function heapReplaceRoot(keys: Float64Array, ids: Uint32Array, n: number, key: number, id: number): void {
-  let i = 0;
-  for (;;) {
-    const l = 2 * i + 1;
-    if (l >= n) break;
-    const c = l + 1 < n && keys[l + 1] < keys[l] ? l + 1 : l;
-    if (keys[c] >= key) break;
-    keys[i] = keys[c];
-    ids[i] = ids[c];
-    i = c;
-  }
-  if (n > 0) {
-    keys[i] = key;
-    ids[i] = id;
-  }
+  const scores = new Float32Array(k);
+  const n = kernels.scanTopK(Un, h.length, h, w, alpha, k, skipMask, ids, scores);
+  let kept = n;
+  // The kernel ranks every unskipped row; w_v ≤ 0 rows are never candidates (see Theta.w).
+  while (kept > 0 && !(scores[kept - 1] > 0)) kept--;
+  return { ids: ids.subarray(0, kept), scores: scores.subarray(0, kept) };
 }
 
 /** Cached derived state of one θ object (never shared across θ objects). */
@@ -473,44 +424,43 @@ export function docWeightsBatch(
   for (let j = 0; j < S; j++) if (cache.noSim[support[j]] === 0) simCols.push(j);
   const Us = new Float32Array(simCols.length * D);
   simCols.forEach((j, c) => Us.set(cache.Un.subarray(support[j] * D, (support[j] + 1) * D), c * D));
-  // Max cosine per (distinct batch term, support column), computed once per term.
+  // Cosines between every distinct similarity-channel term of the batch and every support
+  // column, in one matrix product (kernels.matmulABt): rows = batch terms, columns = support.
   const rowOf = new Map<TermId, number>();
-  const cosRows: Float32Array[] = [];
+  const terms: TermId[] = [];
+  for (const doc of docs) {
+    for (let i = 0; i < doc.length; i++) {
+      const t = doc[i];
+      if (cache.channel[t] && !rowOf.has(t)) {
+        rowOf.set(t, terms.length);
+        terms.push(t);
+      }
+    }
+  }
+  const nCols = simCols.length;
+  const cos = new Float32Array(terms.length * nCols);
+  if (nCols > 0 && terms.length > 0) {
+    const Hb = new Float32Array(terms.length * D);
+    terms.forEach((t, r) => Hb.set(hOf(theta, cache, t), r * D));
+    kernels.matmulABt(Hb, Us, terms.length, nCols, D, cos);
+  }
   return docs.map((doc) => {
     const exact = new Uint8Array(S);
-    const maxCos = new Float64Array(simCols.length).fill(-Infinity);
+    const maxCos = new Float64Array(nCols).fill(-Infinity);
     for (const t of distinct(cache, doc)) {
       const j = slotOf.get(t);
       if (j !== undefined) exact[j] = 1;
-      if (!cache.channel[t] || simCols.length === 0) continue;
-      let r = rowOf.get(t);
-      if (r === undefined) {
-        r = cosRows.length;
-        rowOf.set(t, r);
-        cosRows.push(cosRow(Us, hOf(theta, cache, t), simCols.length));
-      }
-      const row = cosRows[r];
-      for (let c = 0; c < row.length; c++) if (row[c] > maxCos[c]) maxCos[c] = row[c];
+      const r = rowOf.get(t);
+      if (r === undefined || nCols === 0) continue;
+      for (let c = 0, o = r * nCols; c < nCols; c++) if (cos[o + c] > maxCos[c]) maxCos[c] = cos[o + c];
     }
     const out = new Float32Array(S);
-    for (let c = 0; c < simCols.length; c++) {
+    for (let c = 0; c < nCols; c++) {
       if (maxCos[c] > -Infinity) out[simCols[c]] = theta.w[support[simCols[c]]] * Math.exp(cache.alpha * (maxCos[c] - 1));
     }
     for (let j = 0; j < S; j++) if (exact[j]) out[j] = theta.w[support[j]];
     return out;
   });
-}
-
-/** Us (n × D unit rows) · h. */
-function cosRow(Us: Float32Array, h: Float32Array, n: number): Float32Array {
-  const D = h.length;
-  const row = new Float32Array(n);
-  for (let c = 0, o = 0; c < n; c++, o += D) {
-    let dot = 0;
-    for (let d = 0; d < D; d++) dot += Us[o + d] * h[d];
-    row[c] = dot;
-  }
-  return row;
 }
 
 /** f_θ(q, d) = Σ_v E(q)_v·E(d)_v, with E(d) given on q's support (aligned with `q.ids`). */

@@ -1,0 +1,242 @@
+/**
+ * The `sidr-glove` retriever of a collection: binds the model of `encoder/sidr-glove.ts` to the
+ * collection's vocabulary and index statistics, keeps the current θ, materialises versions from
+ * their stored lineage, and serves E_θ(q) and f_θ(q, d) for `late` search. θ never touches the index.
+ */
+import { createError } from '../errors.ts';
+import type { Glove } from '../encoder/glove.ts';
+import {
+  buildFrozen,
+  createTheta,
+  docWeightsBatch,
+  encodeQuery,
+  growTheta,
+  type SidrFrozen,
+  type Theta,
+} from '../encoder/sidr-glove.ts';
+import type { CollectionIndex } from '../index/collection-index.ts';
+import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
+import type { SparseVector } from '../types.ts';
+import { idf } from './bm25.ts';
+import type { LateRetriever, PinnedRetriever } from './searcher.ts';
+
+/** Serving options of sidr-glove (DESIGN §3.1 prototype settings are the defaults). */
+export interface SidrGloveOptions {
+  /** Expansions per query (k_exp). Default 32. */
+  kExp: number;
+  /** Multiplier on expansion weights. Default 0.5. */
+  expansionScale: number;
+  /** Final-score mix γ. Default 0.3. */
+  gamma: number;
+  /**
+   * Least time between two refreshes of the vocabulary and idf while documents arrive, in ms.
+   * Default 1,000: terms newer than the last refresh match exactly (idf weight) until the next one.
+   */
+  refreshIntervalMs: number;
+}
+
+/** Row-wise parameters stored as row deltas; the rest are stored whole. */
+const ROW_PARAMS = ['U', 'w'] as const;
+const WHOLE_PARAMS = ['A', 'logAlpha', 'logTemperature'] as const;
+
+export class SidrGloveRetriever implements LateRetriever {
+  readonly kind = 'sidr-glove';
+  readonly index: CollectionIndex;
+  readonly glove: Glove;
+  readonly store: RetrieverStore;
+  readonly options: SidrGloveOptions;
+  private frozen: SidrFrozen;
+  private theta: Theta;
+  private record: VersionRecord;
+  private syncedGeneration = -1;
+  private lastSync = 0;
+  /** Trained rows and tensors of the current version, re-applied when θ grows or idf refreshes. */
+  private overrides: { tensors: Record<string, Float32Array>; rows: Record<string, Map<number, Float32Array>> } = { tensors: {}, rows: {} };
+
+  private constructor(index: CollectionIndex, glove: Glove, store: RetrieverStore, options: SidrGloveOptions, record: VersionRecord) {
+    this.index = index;
+    this.glove = glove;
+    this.store = store;
+    this.options = options;
+    this.record = record;
+    this.frozen = buildFrozen(glove, [], []);
+    this.theta = createTheta(this.frozen, []);
+  }
+
+  /** Opens the retriever on the collection's current version (creating version 0 when new). */
+  static async open(index: CollectionIndex, glove: Glove, store: RetrieverStore, options: SidrGloveOptions): Promise<SidrGloveRetriever> {
+    let current = store.current();
+    if (current === undefined) {
+      const init: VersionRecord = {
+        version: 0,
+        parent: null,
+        createdAt: new Date().toISOString(),
+        origin: 'init',
+        info: { note: 'U = g/‖g‖, A = I, w = idf of the index, α = 10; rows for new terms are added on first use' },
+        tensors: {},
+        rows: {},
+      };
+      await store.publish(init, { makeCurrent: true });
+      current = 0;
+    }
+    const r = new SidrGloveRetriever(index, glove, store, options, store.get(current)!);
+    r.applyLineage(current);
+    r.sync(true);
+    return r;
+  }
+
+  /** Version record of the current θ (without tensors). */
+  get current(): Omit<VersionRecord, 'tensors' | 'rows'> {
+    const { tensors: _t, rows: _r, ...meta } = this.record;
+    return meta;
+  }
+
+  /** The frozen inputs and θ of the current version, synchronised with the index. */
+  snapshot(): { theta: Theta; frozen: SidrFrozen; record: VersionRecord } {
+    this.sync(false);
+    return { theta: this.theta, frozen: this.frozen, record: this.record };
+  }
+
+  /** Loads the trained rows/tensors of `version`'s lineage into `overrides`. */
+  private applyLineage(version: number): void {
+    const chain = this.store.lineage(version);
+    if (chain.length === 0 || chain[chain.length - 1].version !== version) throw createError('RETRIEVER_VERSION_NOT_FOUND', { version });
+    const overrides: SidrGloveRetriever['overrides'] = { tensors: {}, rows: {} };
+    for (const rec of chain) {
+      for (const [name, t] of Object.entries(rec.tensors)) overrides.tensors[name] = t;
+      for (const [name, delta] of Object.entries(rec.rows)) {
+        const rows = (overrides.rows[name] ??= new Map());
+        for (let i = 0; i < delta.rows.length; i++) rows.set(delta.rows[i], delta.values.subarray(i * delta.rowSize, (i + 1) * delta.rowSize));
+      }
+    }
+    this.overrides = overrides;
+    this.record = chain[chain.length - 1];
+  }
+
+  private idfArray(from: number, to: number): Float32Array {
+    const n = this.index.liveCount;
+    const out = new Float32Array(to);
+    for (let v = from; v < to; v++) out[v] = idf(this.index.df(v), n);
+    return out;
+  }
+
+  /**
+   * Brings frozen inputs and θ up to the index: new terms get rows (their init), and while a row
+   * is untrained its w follows the index's idf. Throttled unless `force`.
+   */
+  private sync(force: boolean): void {
+    const index = this.index;
+    if (index.generation === this.syncedGeneration) return;
+    const now = Date.now();
+    if (!force && now - this.lastSync < this.options.refreshIntervalMs && this.theta.size > 0) return;
+    const V = index.vocabularySize;
+    if (V !== this.frozen.size) {
+      const vocab = index.vocabulary(0);
+      this.frozen = buildFrozen(this.glove, vocab.map((e) => e[1]), vocab.map((e) => e[2]));
+    }
+    const theta = createTheta(this.frozen, this.idfArray(0, V));
+    this.theta = this.withOverrides(theta);
+    this.syncedGeneration = index.generation;
+    this.lastSync = now;
+  }
+
+  /** θ with the current version's trained rows and tensors written over the init. */
+  private withOverrides(theta: Theta): Theta {
+    const o = this.overrides;
+    for (const name of WHOLE_PARAMS) if (o.tensors[name]) theta[name].set(o.tensors[name]);
+    for (const name of ROW_PARAMS) {
+      const rows = o.rows[name];
+      if (!rows) continue;
+      const target = theta[name];
+      const size = name === 'U' ? theta.dim : 1;
+      for (const [row, values] of rows) if (row < theta.size) target.set(values, row * size);
+    }
+    return { ...theta, version: this.record.version };
+  }
+
+  /** Switches serving to another stored version (rollback), durably. */
+  async rollback(version: number): Promise<void> {
+    this.applyLineage(version);
+    await this.store.setCurrent(version);
+    this.syncedGeneration = -1;
+    this.sync(true);
+  }
+
+  /** Publishes a trained θ as a new version whose parent is the current one (used by RCL). */
+  async publish(theta: Theta, changed: { U: Uint32Array; w: Uint32Array }, info: Record<string, unknown>, checkpoint?: unknown): Promise<VersionRecord> {
+    const version = this.store.nextVersion();
+    const rows: VersionRecord['rows'] = {};
+    for (const name of ROW_PARAMS) {
+      const ids = changed[name];
+      const size = name === 'U' ? theta.dim : 1;
+      const values = new Float32Array(ids.length * size);
+      for (let i = 0; i < ids.length; i++) values.set(theta[name].subarray(ids[i] * size, (ids[i] + 1) * size), i * size);
+      rows[name] = { rows: ids, values, rowSize: size };
+    }
+    const record: VersionRecord = {
+      version,
+      parent: this.record.version,
+      createdAt: new Date().toISOString(),
+      origin: 'rcl-step',
+      info,
+      tensors: { A: theta.A.slice(), logAlpha: theta.logAlpha.slice(), logTemperature: theta.logTemperature.slice() },
+      rows,
+    };
+    await this.store.publish(record, { makeCurrent: true, checkpoint });
+    // Serve the new θ at once: fold its rows into the overrides and adopt the object.
+    for (const name of ROW_PARAMS) {
+      const map = (this.overrides.rows[name] ??= new Map());
+      const d = rows[name];
+      for (let i = 0; i < d.rows.length; i++) map.set(d.rows[i], d.values.subarray(i * d.rowSize, (i + 1) * d.rowSize));
+    }
+    for (const name of WHOLE_PARAMS) this.overrides.tensors[name] = record.tensors[name];
+    this.record = record;
+    this.theta = { ...theta, version };
+    return record;
+  }
+
+  pin(): PinnedRetriever {
+    this.sync(false);
+    const theta = this.theta;
+    const frozen = this.frozen;
+    const opts = { kExp: this.options.kExp, expansionScale: this.options.expansionScale };
+    const index = this.index;
+    const size = theta.size;
+    const lateIdf = (v: number) => idf(index.df(v), index.liveCount);
+    return {
+      version: theta.version,
+      gamma: this.options.gamma,
+      encodeQuery(termIds: Uint32Array): SparseVector {
+        const known = termIds.filter((t) => t < size);
+        const q = encodeQuery(theta, frozen, known, opts);
+        if (known.length === termIds.length) return q;
+        // Terms newer than θ: exact match only, weighted by idf, until the next refresh.
+        const extra = [...new Set(termIds.filter((t) => t >= size))];
+        const ids = Uint32Array.from([...q.ids, ...extra]);
+        const weights = Float32Array.from([...q.weights, ...extra.map(lateIdf)]);
+        const order = Array.from(ids.keys()).sort((a, b) => ids[a] - ids[b]);
+        return { ids: Uint32Array.from(order, (i) => ids[i]), weights: Float32Array.from(order, (i) => weights[i]) };
+      },
+      rerank(query: SparseVector, docIds: Uint32Array): Float32Array {
+        const docs = Array.from(docIds, (d) => index.forward(d) ?? new Uint32Array(0));
+        const inRange: number[] = [];
+        for (let j = 0; j < query.ids.length; j++) if (query.ids[j] < size) inRange.push(j);
+        const support = Uint32Array.from(inRange, (j) => query.ids[j]);
+        const weights = docWeightsBatch(theta, frozen, docs.map((d) => d.filter((t) => t < size)), support);
+        const scores = new Float32Array(docs.length);
+        for (let i = 0; i < docs.length; i++) {
+          let s = 0;
+          for (let c = 0; c < inRange.length; c++) s += query.weights[inRange[c]] * weights[i][c];
+          if (inRange.length !== query.ids.length) {
+            const present = new Set(docs[i]);
+            for (let j = 0; j < query.ids.length; j++) {
+              if (query.ids[j] >= size && present.has(query.ids[j])) s += query.weights[j] * lateIdf(query.ids[j]);
+            }
+          }
+          scores[i] = s;
+        }
+        return scores;
+      },
+    };
+  }
+}
