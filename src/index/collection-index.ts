@@ -61,6 +61,13 @@ function chunkOf(bitmap: Bitmap, lo: number, hi: number): Bitmap {
   return bitmap.minimum() >= lo && bitmap.maximum() < hi ? bitmap : sliceBitmap(bitmap, lo, hi);
 }
 
+/** A zeroed counter array of at least `size` entries holding `a`'s counts. */
+function growCounts(a: Uint32Array, size: number): Uint32Array {
+  const next = new Uint32Array(Math.max(size, a.length * 2));
+  next.set(a);
+  return next;
+}
+
 /** Growable Uint32Array. */
 function ensureU32(a: Uint32Array, size: number): Uint32Array {
   if (size <= a.length) return a;
@@ -97,6 +104,8 @@ export class CollectionIndex {
   /** DocIds below this may appear in in-memory postings (a write in flight reserves its range). */
   private reserved = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** Scratch tf counters by TermId (all zero between writes). */
+  private tfCounts: Uint32Array = new Uint32Array(1024);
   /** Bumped after every committed write; caches keyed on it stay valid until then. */
   generation = 0;
 
@@ -261,6 +270,8 @@ export class CollectionIndex {
     const forward: Array<[number, Buffer]> = [];
     let lengthDelta = 0;
     const nTiers = TF_TIERS.length;
+    let counts: Uint32Array = this.tfCounts;
+    const distinctTerms: number[] = [];
     this.lengths = ensureU32(this.lengths, firstId + docs.length);
     for (let i = 0; i < docs.length; i++) {
       const doc = docs[i];
@@ -272,14 +283,18 @@ export class CollectionIndex {
       }
       const n = Math.min(doc.terms.length, this.maxForwardTokens);
       const seq = new Uint32Array(n);
-      const tf = new Map<number, number>();
+      // Count tf with a reusable per-term counter and a list of the terms touched by this doc.
+      distinctTerms.length = 0;
       for (let j = 0; j < doc.terms.length; j++) {
         let id = this.termIds.get(doc.terms[j]);
         if (id === undefined) id = this.addTermInMemory(doc.terms[j], doc.surfaces[j], doc.stops[j] === 1);
         if (j < n) seq[j] = id;
-        tf.set(id, (tf.get(id) ?? 0) + 1);
+        if (id >= counts.length) counts = growCounts(counts, id + 1);
+        if (counts[id]++ === 0) distinctTerms.push(id);
       }
-      for (const [id, count] of tf) {
+      for (const id of distinctTerms) {
+        const count = counts[id];
+        counts[id] = 0;
         for (let t = 0; t < nTiers && count >= TF_TIERS[t]; t++) {
           const key = id * nTiers + t;
           const list = byTerm.get(key);
@@ -298,6 +313,7 @@ export class CollectionIndex {
       lengthDelta += doc.terms.length;
       forward.push([docId, u32Bytes(seq)]);
     }
+    this.tfCounts = counts;
     const lastId = firstId + docs.length - 1;
     const chunkLo = firstId >>> CHUNK_BITS;
     const chunkHi = lastId >>> CHUNK_BITS;
