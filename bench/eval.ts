@@ -6,10 +6,9 @@
  *   npx tsx bench/eval.ts --data <folder> [--mode lexical|beta|late[,…]] [--k 100] [--split test|train]
  *                         [--limit-queries N] [--data-dir DIR (kept)] [--no-documents]
  */
-import { createAnswerMatcher } from './lib/answers.ts';
 import { readQrels, readQueries } from './lib/dataset.ts';
-import { ingestCorpus, openHarness, parseFlags, search } from './lib/harness.ts';
-import { createAggregator, evaluateRanking, percentile } from './lib/metrics.ts';
+import { evaluate, round4 } from './lib/evaluate.ts';
+import { ingestCorpus, openHarness, parseFlags } from './lib/harness.ts';
 
 const flags = parseFlags(process.argv.slice(2));
 if (!flags.data) {
@@ -28,47 +27,8 @@ try {
   const queries = await readQueries(flags.data, split);
   const qrels = await readQrels(flags.data, split).catch(() => new Map());
   const limited = flags['limit-queries'] ? queries.slice(0, Number(flags['limit-queries'])) : queries;
-  const hasAnswers = limited.some((q) => q.answers && q.answers.length > 0);
   const results: Record<string, Record<string, number>> = {};
-  for (const mode of modes) {
-    const agg = createAggregator();
-    const latencies: number[] = [];
-    // Warm-up: JIT, caches and page faults should not count against the first queries.
-    for (const q of limited.slice(0, 20)) await search(app, { query: q.text, k, mode, includeDocuments: false });
-    for (const q of limited) {
-      const t0 = performance.now();
-      const r = await search(app, { query: q.text, k, mode, includeDocuments: hasAnswers });
-      latencies.push(performance.now() - t0);
-      const ids = r.hits.map((h) => h.id);
-      const perQuery: Record<string, number> = {};
-      const qrel = qrels.get(q.id);
-      if (qrel && [...qrel.values()].some((g) => g > 0)) {
-        const m = evaluateRanking(ids, qrel, [10, 20, 100]);
-        perQuery['ndcg@10'] = m['ndcg@10'];
-        perQuery['recall@20'] = m['recall@20'];
-        perQuery['recall@100'] = m['recall@100'];
-        perQuery['mrr@10'] = m['mrr@10'];
-      }
-      if (q.answers && q.answers.length > 0) {
-        let first = Infinity;
-        for (let i = 0; i < r.hits.length && i < 20; i++) {
-          const matches = createAnswerMatcher(r.hits[i].text ?? '');
-          if (q.answers.some(matches)) {
-            first = i;
-            break;
-          }
-        }
-        for (const at of [1, 5, 20]) perQuery[`answer_recall@${at}`] = first < at ? 1 : 0;
-      }
-      agg.add(perQuery);
-    }
-    results[mode] = {
-      ...agg.means(),
-      search_p50_ms: percentile(latencies, 50),
-      search_p99_ms: percentile(latencies, 99),
-    };
-  }
-  const round = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([key, v]) => [key, Number.isFinite(v) ? Math.round(v * 10000) / 10000 : v]));
+  for (const mode of modes) results[mode] = await evaluate(app, limited, qrels, { mode, k });
   const summary: Record<string, unknown> = {
     data: flags.data.split('/').filter(Boolean).pop(),
     split,
@@ -77,8 +37,8 @@ try {
     ingest_docs_per_s: Math.round(ingest.docsPerSecond),
     ingest_seconds: Math.round(ingest.seconds * 100) / 100,
   };
-  if (modes.length === 1) Object.assign(summary, { mode: modes[0] }, round(results[modes[0]]));
-  else summary.modes = Object.fromEntries(Object.entries(results).map(([m, r]) => [m, round(r)]));
+  if (modes.length === 1) Object.assign(summary, { mode: modes[0] }, round4(results[modes[0]]));
+  else summary.modes = Object.fromEntries(Object.entries(results).map(([m, r]) => [m, round4(r)]));
   console.log(JSON.stringify(summary));
 } finally {
   await harness.close();

@@ -11,6 +11,8 @@ const codes = {
   BODY_NOT_UTF8: { status: 400, message: 'The request body is not valid UTF-8' },
   MEDIA_TYPE_UNSUPPORTED: { status: 415, message: 'Content type {type} is not supported here' },
   NOT_FOUND: { status: 404, message: 'No route {method} {url}' },
+  URL_INVALID: { status: 400, message: 'The URL is invalid: {reason}' },
+  URL_TOO_LONG: { status: 414, message: 'A path parameter exceeds {limit} characters' },
   // collections
   COLLECTION_NOT_FOUND: { status: 404, message: 'Collection "{name}" does not exist' },
   COLLECTION_EXISTS: { status: 409, message: 'Collection "{name}" already exists with other options' },
@@ -43,6 +45,13 @@ const codes = {
   RCL_ENVIRONMENT_FAILED: { status: 502, message: 'The environment failed: {reason}' },
   RCL_DIVERGED: { status: 500, message: 'The training step produced a non-finite loss; the version was not published' },
   RCL_INPUT_INVALID: { status: 400, message: 'Training input is invalid: {reason}' },
+  // onnx models and tokenizers
+  MODEL_NOT_FOUND: { status: 404, message: 'No model directory at "{dir}": {reason}' },
+  MODEL_INVALID: { status: 400, message: 'The model directory is invalid: {reason}' },
+  MODEL_VOCABULARY_MISMATCH: { status: 409, message: 'The model vocabulary differs from the collection\'s: {reason}; a collection keeps its tokenizer (re-index into a new collection to change it)' },
+  TOKENIZER_INVALID: { status: 400, message: 'The tokenizer vocabulary is invalid: {reason}' },
+  ENCODER_INPUT_MISSING: { status: 500, message: 'The model was not fed its input(s): {names}' },
+  ENCODER_RUN_FAILED: { status: 500, message: 'The encoder failed: {reason}' },
   // access
   AUTH_REQUIRED: { status: 401, message: 'An API key is required' },
   AUTH_INVALID: { status: 401, message: 'The API key is not valid' },

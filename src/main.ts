@@ -7,7 +7,7 @@ import { buildApp } from './app.ts';
 import { loadConfig, type ConfigOverrides } from './config/load.ts';
 import { isAppError } from './errors.ts';
 import { createRetrieverFactory } from './search/retrievers.ts';
-import { assertSafeListen } from './server/plugins/auth.ts';
+import { assertSafeListen, isLoopbackHost } from './server/plugins/auth.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,6 +34,9 @@ async function main(): Promise<void> {
   // An open server (no API keys) listens on loopback only, unless explicitly allowed.
   assertSafeListen(config);
   const app = await buildApp(config, { retrieverFactory: createRetrieverFactory(config) });
+  if (config.auth.keys.length === 0 && !isLoopbackHost(config.server.host)) {
+    app.log.warn({ host: config.server.host }, 'no API keys: every route is open to anyone who can reach this address (--allow-open)');
+  }
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;

@@ -41,3 +41,25 @@ export interface SparseVector {
   ids: Uint32Array;
   weights: Float32Array;
 }
+
+/** One text encoded for a transformer: `[CLS] pieces… [SEP]`, unpadded (batches pad to their longest). */
+export interface SubwordEncoding {
+  ids: number[];
+  /** All 1: padding is added at batch time. */
+  attentionMask: number[];
+  tokens: string[];
+}
+
+/**
+ * What an encoder needs from a subword tokenizer. Built in `analysis/` (WordPiece) and handed to
+ * `encoder/` as an argument, so the two folders never import each other.
+ */
+export interface SubwordTokenizer {
+  /** Largest id + 1 (ids need not be contiguous in a tokenizer.json). */
+  readonly vocabSize: number;
+  readonly padId: number;
+  /** Ids with no lexical content ([PAD], [CLS], [SEP], [MASK]); [UNK] is not among them. */
+  readonly specialIds: ReadonlySet<number>;
+  /** `[CLS] pieces [SEP]`, pieces truncated so the whole fits in `maxLength` (≥ 2) tokens. */
+  encode(text: string, maxLength: number): SubwordEncoding;
+}

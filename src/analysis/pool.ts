@@ -37,7 +37,7 @@ export class AnalysisPool {
   }
 
   private spawn(): PoolWorker {
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url));
+    const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), { workerData: { module: new URL('./worker.ts', import.meta.url).href } });
     const entry: PoolWorker = { worker, pending: new Map(), load: 0 };
     worker.unref();
     worker.on('message', (msg: { id: number; docs?: AnalyzedWire[]; error?: { message: string } }) => {

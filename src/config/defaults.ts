@@ -76,6 +76,17 @@ export interface Config {
     /** Where the converted GloVe cache lives. Empty: the package cache (node_modules/.cache/r3serve). */
     gloveCachePath: string;
   };
+  rcl: {
+    /** Seed of the RCL random draws (positive sampling, fallbacks); the state is checkpointed. Default 1. */
+    seed: number;
+    /** How long a rollout's candidates stay available for `/rcl/step`, in seconds. Default 1,800. */
+    rolloutTtlSeconds: number;
+    /**
+     * An OpenAI-compatible completions endpoint (vLLM, …) for the `openai` environment; absent
+     * disables it. `{ baseUrl, model, apiKey?, promptTemplate?, labels?, timeoutMs?, concurrency? }`.
+     */
+    openai?: { baseUrl: string; model: string; apiKey?: string; promptTemplate?: string; labels?: boolean; timeoutMs?: number; concurrency?: number };
+  };
   auth: {
     /** API keys. Empty: the server is open, and only allowed to listen on loopback. */
     keys: ApiKeyConfig[];
@@ -103,5 +114,6 @@ export const DEFAULTS: Config = {
   analysis: { workers: 0, stem: true, maxForwardTokens: 512 },
   search: { k1: 1.2, b: 0.75, defaultK: 10, defaultM: 20 },
   retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, gloveCachePath: '' },
+  rcl: { seed: 1, rolloutTtlSeconds: 1_800 },
   auth: { keys: [], allowOpenNonLoopback: false },
 };

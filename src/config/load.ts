@@ -69,6 +69,9 @@ function fromEnv(env: Record<string, string | undefined>): ConfigOverrides {
     server: { host: env.R3SERVE_HOST || undefined, port: num('R3SERVE_PORT'), logLevel: env.R3SERVE_LOG_LEVEL || undefined },
     store: { dataDir: env.R3SERVE_DATA_DIR || undefined },
     analysis: { workers: num('R3SERVE_WORKERS') },
+    rcl: env.R3SERVE_OPENAI_BASE_URL
+      ? { openai: { baseUrl: env.R3SERVE_OPENAI_BASE_URL, model: env.R3SERVE_OPENAI_MODEL ?? 'default', apiKey: env.R3SERVE_OPENAI_API_KEY || undefined } }
+      : undefined,
     auth: {
       keys: env.R3SERVE_API_KEYS ? parseApiKeys(env.R3SERVE_API_KEYS) : undefined,
       allowOpenNonLoopback: env.R3SERVE_ALLOW_OPEN === '1' ? true : undefined,

@@ -8,7 +8,7 @@ const positiveInt = { type: 'integer', minimum: 1 } as const;
 export const configSchema = {
   type: 'object',
   additionalProperties: false,
-  required: ['server', 'store', 'limits', 'analysis', 'search', 'retriever', 'auth'],
+  required: ['server', 'store', 'limits', 'analysis', 'search', 'retriever', 'rcl', 'auth'],
   properties: {
     server: {
       type: 'object',
@@ -74,6 +74,29 @@ export const configSchema = {
         alpha: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
         gamma: { type: 'number', minimum: 0, maximum: 100 },
         gloveCachePath: { type: 'string' },
+      },
+    },
+    rcl: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['seed', 'rolloutTtlSeconds'],
+      properties: {
+        seed: { type: 'integer', minimum: 0 },
+        rolloutTtlSeconds: { type: 'integer', minimum: 1 },
+        openai: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['baseUrl', 'model'],
+          properties: {
+            baseUrl: { type: 'string', minLength: 1 },
+            model: { type: 'string', minLength: 1 },
+            apiKey: { type: 'string' },
+            promptTemplate: { type: 'string' },
+            labels: { type: 'boolean' },
+            timeoutMs: { type: 'integer', minimum: 1 },
+            concurrency: { type: 'integer', minimum: 1 },
+          },
+        },
       },
     },
     auth: {

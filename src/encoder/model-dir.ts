@@ -2,13 +2,15 @@
  * Loads and validates an `onnx` retriever's model directory (DESIGN §3.2): `r3serve.json`,
  * the ONNX file(s), `tokenizer.json` or `vocab.txt`, `config.json`. Fails with `MODEL_NOT_FOUND`
  * or `MODEL_INVALID` naming the file and field; computes the model hash used as a cache key.
- * Opens no session: that is `onnx-encoder.ts`'s job.
+ * Opens no session (`onnx-encoder.ts` does) and parses no vocabulary: the caller passes the
+ * tokenizer loader (text analysis lives in `analysis/`, which `encoder/` must not import).
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import { loadTokenizer, type WordPieceTokenizer } from './tokenizer.ts';
+import { createError } from '../errors.ts';
+import type { SubwordTokenizer } from '../types.ts';
 
 /** The three backbone families an `onnx` retriever can run. */
 export type ModelKind = 'sidr' | 'splade' | 'dense';
@@ -46,12 +48,15 @@ export interface NormalizedModelConfig {
   maxPositionEmbeddings?: number;
 }
 
+/** Loads a tokenizer file (`tokenizer.json` or `vocab.txt`) by path; `analysis/wordpiece.ts` supplies it. */
+export type TokenizerLoader<T extends SubwordTokenizer> = (path: string) => Promise<T>;
+
 /** A validated model directory. */
-export interface ModelDir {
+export interface ModelDir<T extends SubwordTokenizer = SubwordTokenizer> {
   dir: string;
   manifest: Readonly<ModelManifest>;
   config: Readonly<NormalizedModelConfig>;
-  tokenizer: WordPieceTokenizer;
+  tokenizer: T;
   /** 'tokenizer.json' or 'vocab.txt'. */
   tokenizerFile: string;
   queryPath: string;
@@ -62,13 +67,11 @@ export interface ModelDir {
   hash: string;
 }
 
-type CodedError = Error & { code: string; details: Record<string, unknown> };
-
-function modelError(code: 'MODEL_INVALID' | 'MODEL_NOT_FOUND', message: string, details: Record<string, unknown>, cause?: unknown): CodedError {
-  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code, details });
+function modelError(code: 'MODEL_INVALID' | 'MODEL_NOT_FOUND', reason: string, details: Record<string, unknown>, cause?: unknown): Error {
+  return createError(code, { reason, dir: details.dir ?? '' }, { details, cause });
 }
 
-function invalid(file: string, field: string | undefined, problem: string, cause?: unknown): CodedError {
+function invalid(file: string, field: string | undefined, problem: string, cause?: unknown): Error {
   const where = field ? `${file}: ${field}` : file;
   return modelError('MODEL_INVALID', `${where} ${problem}`, { file, ...(field ? { field } : {}) }, cause);
 }
@@ -167,11 +170,17 @@ async function hashFiles(paths: string[]): Promise<string> {
   return h.digest('hex');
 }
 
+/** The tokenizer file of a model directory: `tokenizer.json` when present, else `vocab.txt`. */
+export async function tokenizerFileOf(dir: string): Promise<'tokenizer.json' | 'vocab.txt'> {
+  return (await isFile(join(dir, 'tokenizer.json'))) ? 'tokenizer.json' : 'vocab.txt';
+}
+
 /**
- * Load and validate a model directory. `MODEL_NOT_FOUND` when the directory or its `r3serve.json`
- * is missing; `MODEL_INVALID` (details `{file, field?}`) for anything wrong inside it.
+ * Load and validate a model directory, reading its vocabulary with `loadTokenizer`.
+ * `MODEL_NOT_FOUND` when the directory or its `r3serve.json` is missing; `MODEL_INVALID`
+ * (details `{file, field?}`) for anything wrong inside it.
  */
-export async function loadModelDir(dir: string): Promise<ModelDir> {
+export async function loadModelDir<T extends SubwordTokenizer>(dir: string, loadTokenizer: TokenizerLoader<T>): Promise<ModelDir<T>> {
   const st = await stat(dir).catch(() => null);
   if (!st?.isDirectory()) throw modelError('MODEL_NOT_FOUND', 'model directory not found', { dir });
   const rawManifest = await readJson(dir, 'r3serve.json');
@@ -182,9 +191,9 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
   for (const role of ['query', 'passage'] as const) {
     if (!(await isFile(join(dir, manifest.files[role])))) throw invalid(manifest.files[role], `files.${role}`, 'does not exist (named by r3serve.json)');
   }
-  const tokenizerFile = (await isFile(join(dir, 'tokenizer.json'))) ? 'tokenizer.json' : 'vocab.txt';
+  const tokenizerFile = await tokenizerFileOf(dir);
   if (!(await isFile(join(dir, tokenizerFile)))) throw invalid('vocab.txt', undefined, 'is missing (neither tokenizer.json nor vocab.txt found)');
-  let tokenizer: WordPieceTokenizer;
+  let tokenizer: T;
   try {
     tokenizer = await loadTokenizer(join(dir, tokenizerFile));
   } catch (cause) {

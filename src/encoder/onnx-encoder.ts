@@ -4,10 +4,10 @@
  * LRU cache of passage outputs per (model hash, doc key). Emits backbone outputs only: the
  * trainable head is `heads.ts`. Talks to onnxruntime through `onnx.ts` only.
  */
-import type { SparseVector } from '../types.ts';
-import { loadModelDir, type ModelDir, type ModelKind } from './model-dir.ts';
+import { createError } from '../errors.ts';
+import type { SparseVector, SubwordTokenizer } from '../types.ts';
+import type { ModelDir, ModelKind } from './model-dir.ts';
 import { dispose, openSession, run, type EncoderSession, type Feed, type OpenSessionOptions, type ProviderName } from './onnx.ts';
-import type { WordPieceTokenizer } from './tokenizer.ts';
 
 /** Texts per session run; a re-rank call (m = 20) fits in one. Raise for throughput, lower for memory
  * (sparse kinds hold a batch × length × vocab float32 logits tensor: 32×256×30522 ≈ 1 GB). */
@@ -44,7 +44,7 @@ export interface OnnxEncoderOptions extends OpenSessionOptions {
 }
 
 /** An open `onnx` backbone. */
-export interface OnnxEncoder {
+export interface OnnxEncoder<T extends SubwordTokenizer = SubwordTokenizer> {
   readonly kind: ModelKind;
   /** Model hash (cache key, reported with the retriever version). */
   readonly hash: string;
@@ -53,8 +53,8 @@ export interface OnnxEncoder {
   readonly dim: number;
   /** Term id = vocabulary id + vocabShift. */
   readonly vocabShift: number;
-  readonly model: ModelDir;
-  readonly tokenizer: WordPieceTokenizer;
+  readonly model: ModelDir<T>;
+  readonly tokenizer: T;
   readonly cache: BackboneCache | null;
   encodeQueries(texts: readonly string[]): Promise<BackboneOutput[]>;
   /**
@@ -71,8 +71,8 @@ export function isDense(v: BackboneOutput): v is Float32Array {
   return v instanceof Float32Array;
 }
 
-function modelInvalid(message: string, details: Record<string, unknown>): Error {
-  return Object.assign(new Error(message), { code: 'MODEL_INVALID', details });
+function modelInvalid(reason: string, details: Record<string, unknown>): Error {
+  return createError('MODEL_INVALID', { reason }, { details });
 }
 
 // ---------------------------------------------------------------- cache
@@ -127,7 +127,7 @@ interface Batch {
 }
 
 /** Tokenize and right-pad to the longest row with [PAD] (mask 0); token types are all 0. */
-function makeBatch(tok: WordPieceTokenizer, texts: readonly string[], maxLength: number): Batch {
+function makeBatch(tok: SubwordTokenizer, texts: readonly string[], maxLength: number): Batch {
   const rows = texts.map((t) => tok.encode(t, maxLength).ids);
   const seqLen = Math.max(...rows.map((r) => r.length));
   const n = texts.length * seqLen;
@@ -248,7 +248,7 @@ function poolDense(h: Float32Array, b: number, seqLen: number, realLen: number, 
 
 // ---------------------------------------------------------------- the encoder
 
-function checkSession(session: EncoderSession, model: ModelDir): void {
+function checkSession(session: EncoderSession, model: ModelDir<SubwordTokenizer>): void {
   const { manifest, config } = model;
   if (!session.inputNames.includes('input_ids')) {
     throw modelInvalid(`${session.source} has no input_ids input`, { file: session.source, field: 'inputs', inputs: session.inputs });
@@ -265,9 +265,35 @@ function checkSession(session: EncoderSession, model: ModelDir): void {
   }
 }
 
-/** Open a model directory's session(s) and return its encoder. */
-export async function openOnnxEncoder(dir: string, opts: OnnxEncoderOptions = {}): Promise<OnnxEncoder> {
-  const model = await loadModelDir(dir);
+/**
+ * Passage encoding through a cache: cached outputs come back by reference, the rest go to
+ * `encode` in one call (so one padded batch) and are cached under (model hash, key). Shared by
+ * the in-thread encoder below and by encoders whose sessions run in a worker thread.
+ */
+export function cachedPassageEncoder(
+  hash: string,
+  cache: BackboneCache | null,
+  encode: (texts: string[]) => Promise<BackboneOutput[]>,
+): (docs: readonly (string | PassageInput)[]) => Promise<BackboneOutput[]> {
+  return async (docs) => {
+    const items = docs.map((d) => (typeof d === 'string' ? { text: d } : d));
+    const out: (BackboneOutput | undefined)[] = items.map((d) => (cache && d.key !== undefined ? cache.get(hash, d.key) : undefined));
+    const todo = items.map((_, i) => i).filter((i) => out[i] === undefined);
+    const fresh = todo.length > 0 ? await encode(todo.map((i) => items[i].text)) : [];
+    todo.forEach((i, k) => {
+      out[i] = fresh[k];
+      const key = items[i].key;
+      if (cache && key !== undefined) cache.set(hash, key, fresh[k]);
+    });
+    return out as BackboneOutput[];
+  };
+}
+
+/**
+ * Open the session(s) of a loaded model directory (`loadModelDir` with the tokenizer loader of
+ * `analysis/`) and return its encoder. Sessions run on the calling thread.
+ */
+export async function openOnnxEncoder<T extends SubwordTokenizer>(model: ModelDir<T>, opts: OnnxEncoderOptions = {}): Promise<OnnxEncoder<T>> {
   const { manifest, config, tokenizer } = model;
   const query = await openSession(model.queryPath, opts);
   let passage = query;
@@ -289,8 +315,7 @@ export async function openOnnxEncoder(dir: string, opts: OnnxEncoderOptions = {}
     const fetched = (await run(session, batch.feeds))[manifest.outputs];
     const [B, S, D] = fetched?.dims ?? [];
     if (!fetched || !(fetched.data instanceof Float32Array) || B !== texts.length || S !== batch.seqLen || D !== dim) {
-      throw Object.assign(new Error(`output ${manifest.outputs} has an unexpected type or shape`), {
-        code: 'ENCODER_RUN_FAILED',
+      throw createError('ENCODER_RUN_FAILED', { reason: `output ${manifest.outputs} has an unexpected type or shape` }, {
         details: { output: manifest.outputs, type: fetched?.type, dims: fetched?.dims, expected: [texts.length, batch.seqLen, dim] },
       });
     }
@@ -319,18 +344,7 @@ export async function openOnnxEncoder(dir: string, opts: OnnxEncoderOptions = {}
     tokenizer,
     cache,
     encodeQueries: (texts) => encodeAll(query, texts, manifest.maxQueryLength),
-    async encodePassages(docs) {
-      const items = docs.map((d) => (typeof d === 'string' ? { text: d } : d));
-      const out: (BackboneOutput | undefined)[] = items.map((d) => (cache && d.key !== undefined ? cache.get(model.hash, d.key) : undefined));
-      const todo = items.map((_, i) => i).filter((i) => out[i] === undefined);
-      const fresh = await encodeAll(passage, todo.map((i) => items[i].text), manifest.maxPassageLength);
-      todo.forEach((i, k) => {
-        out[i] = fresh[k];
-        const key = items[i].key;
-        if (cache && key !== undefined) cache.set(model.hash, key, fresh[k]);
-      });
-      return out as BackboneOutput[];
-    },
+    encodePassages: cachedPassageEncoder(model.hash, cache, (texts) => encodeAll(passage, texts, manifest.maxPassageLength)),
     async dispose() {
       if (disposed) return;
       disposed = true;

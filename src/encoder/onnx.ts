@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { createError } from '../errors.ts';
 
 /** Execution providers we know how to pick, in preference order. */
 export type ProviderName = 'cuda' | 'webgpu' | 'cpu';
@@ -68,10 +69,9 @@ interface SessionState extends EncoderSession {
   raw: ort.InferenceSession | null;
 }
 
-type CodedError = Error & { code: string; details: Record<string, unknown> };
-
-function codedError(code: string, message: string, details: Record<string, unknown>, cause?: unknown): CodedError {
-  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), { code, details });
+function codedError(code: 'ENCODER_RUN_FAILED' | 'ENCODER_INPUT_MISSING' | 'MODEL_INVALID', reason: string, details: Record<string, unknown>, cause?: unknown): Error {
+  const names = Array.isArray(details.missing) ? details.missing.join(', ') : '';
+  return createError(code, { reason, names }, { details, cause });
 }
 
 /** Providers whose create already failed in this process: probing again only repeats the noise. */

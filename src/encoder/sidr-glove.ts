@@ -219,6 +219,8 @@ interface ThetaCache {
   readonly hDone: Uint8Array;
   /** Per-term expansion lists and the k each was requested with. */
   readonly lists: Map<TermId, { list: TopK; k: number }>;
+  /** Expansion lists of out-of-vocabulary query words, by key. */
+  readonly outside: Map<string, { list: TopK; k: number }>;
   /** Scratch for de-duplicating term ids without allocation (stamp technique). */
   readonly seen: Uint32Array;
   stamp: number;
@@ -265,6 +267,7 @@ function cacheOf(theta: Theta, frozen: SidrFrozen): ThetaCache {
     H: new Float32Array(V * D),
     hDone: new Uint8Array(V),
     lists: new Map(),
+    outside: new Map(),
     seen: new Uint32Array(V),
     stamp: 0,
   };
@@ -346,6 +349,7 @@ export function encodeQuery(
   frozen: SidrFrozen,
   termIds: ArrayLike<TermId>,
   opts: EncodeOptions = {},
+  outside: readonly QueryVector[] = [],
 ): SparseVector {
   const kExp = opts.kExp ?? DEFAULT_K_EXP;
   const scale = opts.expansionScale ?? DEFAULT_EXPANSION_SCALE;
@@ -358,8 +362,10 @@ export function encodeQuery(
   const P = present.filter((t) => cache.noSim[t] === 0 && theta.w[t] > 0).length;
   const need = kExp + P;
   const best = new Map<TermId, number>();
-  for (let p = 0; kExp > 0 && p < simTerms.length; p++) {
-    const list = listFor(theta, cache, simTerms[p], need);
+  const lists: TopK[] = [];
+  for (let p = 0; kExp > 0 && p < simTerms.length; p++) lists.push(listFor(theta, cache, simTerms[p], need));
+  for (let p = 0; kExp > 0 && p < outside.length; p++) lists.push(listForVector(theta, cache, outside[p], need));
+  for (const list of lists) {
     for (let j = 0; j < list.ids.length; j++) {
       const v = list.ids[j];
       if (cache.seen[v] === stamp) continue;
@@ -376,6 +382,39 @@ export function encodeQuery(
     weights: Float32Array.from(entries, (e) => e[1]),
   };
 }
+
+/**
+ * A query word outside the collection's vocabulary but with a backbone vector: it has no exact
+ * match and no weight of its own, yet it can expand to vocabulary terms near it (the vocabulary
+ * mismatch that semantic expansion exists for). `key` names it in the per-θ list cache.
+ */
+export interface QueryVector {
+  key: string;
+  g: Float32Array;
+}
+
+/** Expansion list of an out-of-vocabulary query word (h = normalize(A·g)), cached per θ by key. */
+function listForVector(theta: Theta, cache: ThetaCache, q: QueryVector, need: number): TopK {
+  const hit = cache.outside.get(q.key);
+  if (hit && (hit.k >= need || hit.list.ids.length < hit.k)) return hit.list;
+  const D = theta.dim;
+  const h = new Float32Array(D);
+  let n = 0;
+  for (let r = 0; r < D; r++) {
+    let y = 0;
+    for (let c = 0; c < D; c++) y += theta.A[r * D + c] * q.g[c];
+    h[r] = y;
+    n += y * y;
+  }
+  if (n > 0) for (let r = 0; r < D; r++) h[r] /= Math.sqrt(n);
+  const k = Math.max(need, (hit?.k ?? 0) * 2, need + LIST_MARGIN);
+  const list = scanTopK(cache.Un, h, theta.w, cache.alpha, k, cache.noSim);
+  if (cache.outside.size < OUTSIDE_CACHE_MAX) cache.outside.set(q.key, { list, k });
+  return list;
+}
+
+/** Bound on cached lists of out-of-vocabulary query words per θ. */
+const OUTSIDE_CACHE_MAX = 100_000;
 
 /** The cached expansion list of term t, rescanned when shorter than `need` and incomplete. */
 function listFor(theta: Theta, cache: ThetaCache, t: TermId, need: number): TopK {

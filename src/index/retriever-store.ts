@@ -102,6 +102,13 @@ export class RetrieverStore {
     return this.dbs.state.get(key);
   }
 
+  /** Values whose key starts with `prefix`, in key order. */
+  rangeState(prefix: Array<string | number>): unknown[] {
+    const out: unknown[] = [];
+    for (const { value } of this.dbs.state.getRange({ start: prefix, end: [...prefix, '\uffff'] })) out.push(value);
+    return out;
+  }
+
   async putState(entries: Array<[Array<string | number>, unknown]>): Promise<void> {
     await this.dbs.state.transaction(() => {
       for (const [k, v] of entries) void this.dbs.state.put(k, v);

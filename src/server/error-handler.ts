@@ -24,6 +24,25 @@ function send(reply: FastifyReply, request: FastifyRequest, status: number, code
     .send({ type: PROBLEM_TYPE + code.toLowerCase().replace(/_/g, '-'), title, status, code, instance: request.url, ...extra });
 }
 
+/**
+ * fastify's `frameworkErrors` option: router failures that happen before any route or hook runs
+ * (an undecodable `%` escape, an over-long path parameter) answered as problems too; fastify's
+ * default answers them with plain JSON.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_BAD_URL' || error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    const e = error.code === 'FST_ERR_BAD_URL'
+      ? createError('URL_INVALID', { reason: 'a percent-escape does not decode' })
+      : createError('URL_TOO_LONG', { limit: MAX_PARAM_LENGTH });
+    return send(reply, request, e.status, e.code, e.message, { detail: e.message });
+  }
+  request.log.error({ err: error }, 'router error');
+  return send(reply, request, 500, 'INTERNAL', 'Internal Server Error');
+}
+
+/** Longest decoded path parameter (fastify `maxParamLength`, default 100): ids hold up to 512 characters. */
+export const MAX_PARAM_LENGTH = 1024;
+
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {

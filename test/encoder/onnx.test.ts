@@ -8,13 +8,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadModelDir } from '../../src/encoder/model-dir.ts';
+import { loadTokenizer, type WordPieceTokenizer } from '../../src/analysis/wordpiece.ts';
+import { loadModelDir as loadModelDirWith, type ModelDir } from '../../src/encoder/model-dir.ts';
 import { availableProviders, dispose, openSession, run, type EncoderSession, type Feed } from '../../src/encoder/onnx.ts';
-import { createBackboneCache, isDense, openOnnxEncoder, type BackboneOutput, type OnnxEncoder } from '../../src/encoder/onnx-encoder.ts';
+import { createBackboneCache, isDense, openOnnxEncoder as openOnnxEncoderWith, type BackboneOutput, type OnnxEncoder, type OnnxEncoderOptions } from '../../src/encoder/onnx-encoder.ts';
 import type { SparseVector } from '../../src/types.ts';
 
 const FIXTURES = fileURLToPath(new URL('../fixtures/models/', import.meta.url));
 const fixture = (name: string): string => join(FIXTURES, name);
+/** encoder/ takes its tokenizer loader from analysis/ (it must not import it): the tests wire them. */
+const loadModelDir = (dir: string): Promise<ModelDir<WordPieceTokenizer>> => loadModelDirWith(dir, (p) => loadTokenizer(p));
+const openOnnxEncoder = async (dir: string, opts: OnnxEncoderOptions = {}): Promise<OnnxEncoder<WordPieceTokenizer>> => openOnnxEncoderWith(await loadModelDir(dir), opts);
 /** One intra-op thread: the test machine has two cores and vitest runs two files at once. */
 const THREADS = 1;
 const VOCAB_SIZE = 568;
@@ -106,7 +110,7 @@ describe('onnx.ts seam', () => {
 });
 
 describe.each(['sidr-a', 'sidr-b', 'splade-a', 'splade-b', 'dense-a', 'dense-b'])('onnx encoder on %s', (name) => {
-  let enc: OnnxEncoder;
+  let enc: OnnxEncoder<WordPieceTokenizer>;
   beforeAll(async () => {
     // Default providers: CUDA and WebGPU are probed and must fall back to CPU on this machine.
     enc = await openOnnxEncoder(fixture(name), { intraOpNumThreads: THREADS });

@@ -7,6 +7,10 @@ import type { FastifyInstance } from 'fastify';
 import { AnalysisPool } from '../../analysis/pool.ts';
 import type { Config } from '../../config/load.ts';
 import { openStore, type Store } from '../../index/store.ts';
+import { createContainsEnvironment } from '../../rcl/environments/contains.ts';
+import { createOpenAIEnvironment } from '../../rcl/environments/openai.ts';
+import type { Environment } from '../../rcl/environments/types.ts';
+import { RclService } from '../../rcl/loop.ts';
 import { Collections, type RetrieverFactory } from '../../search/collections.ts';
 
 export interface Engine {
@@ -14,6 +18,7 @@ export interface Engine {
   store: Store;
   pool: AnalysisPool;
   collections: Collections;
+  rcl: RclService;
   startedAt: number;
   ready: boolean;
 }
@@ -45,11 +50,15 @@ async function enginePlugin(app: FastifyInstance, opts: EnginePluginOptions): Pr
     },
     opts.retrieverFactory,
   );
-  const engine: Engine = { config, store, pool, collections, startedAt: Date.now(), ready: false };
+  const environments = new Map<string, Environment>([['contains', createContainsEnvironment()]]);
+  if (config.rcl.openai) environments.set('openai', createOpenAIEnvironment({ ...config.rcl.openai }));
+  const rcl = new RclService(collections, store, environments, { seed: config.rcl.seed, rolloutTtlMs: config.rcl.rolloutTtlSeconds * 1000 });
+  const engine: Engine = { config, store, pool, collections, rcl, startedAt: Date.now(), ready: false };
   app.decorate('engine', engine);
   app.addHook('onClose', async () => {
     engine.ready = false;
     await collections.close();
+    for (const env of environments.values()) await env.close();
     await pool.close();
     await store.close();
   });

@@ -3,6 +3,7 @@
  * function and shape the response.
  */
 import type { FastifyInstance } from 'fastify';
+import type { AnalyzerInput } from '../../analysis/index.ts';
 import type { Collection } from '../../search/collections.ts';
 import { collectionNameSchema, problemResponses } from '../schemas/common.ts';
 
@@ -27,12 +28,20 @@ const createBody = {
     analyzer: {
       type: 'object',
       additionalProperties: false,
-      properties: { name: { enum: ['wink'] }, stem: { type: 'boolean' } },
+      properties: {
+        name: { enum: ['wink', 'wordpiece'] },
+        stem: { type: 'boolean' },
+        // wordpiece: the vocabulary of a model directory (or a vocab.txt / tokenizer.json file)
+        model: { type: 'string', minLength: 1, maxLength: 4096 },
+        vocabPath: { type: 'string', minLength: 1, maxLength: 4096 },
+        lowercase: { type: 'boolean' },
+        stripAccents: { type: 'boolean' },
+      },
     },
     retriever: {
       type: 'object',
       additionalProperties: true,
-      properties: { kind: { enum: ['sidr-glove', 'bm25'] } },
+      properties: { kind: { enum: ['sidr-glove', 'bm25', 'onnx'] }, model: { type: 'string', minLength: 1, maxLength: 4096 } },
     },
   },
 } as const;
@@ -54,7 +63,7 @@ export function describeCollection(c: Collection): Record<string, unknown> {
 export default async function collectionRoutes(app: FastifyInstance): Promise<void> {
   const params = { type: 'object', required: ['name'], properties: { name: collectionNameSchema } } as const;
 
-  app.put<{ Params: { name: string }; Body: { analyzer?: { name?: 'wink'; stem?: boolean }; retriever?: { kind?: 'sidr-glove' | 'bm25' } } }>(
+  app.put<{ Params: { name: string }; Body: { analyzer?: AnalyzerInput; retriever?: { kind?: 'sidr-glove' | 'bm25' | 'onnx'; model?: string } } }>(
     '/collections/:name',
     { schema: { params, body: createBody, response: { 200: { $ref: 'CollectionInfo#' }, 201: { $ref: 'CollectionInfo#' }, ...problemResponses } } },
     async (request, reply) => {

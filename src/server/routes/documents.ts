@@ -9,6 +9,7 @@ import { createError } from '../../errors.ts';
 import { DEFAULT_COLLECTION } from '../../search/collections.ts';
 import type { DocumentInput } from '../../types.ts';
 import { Ajv } from 'ajv';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../json-depth.ts';
 import { collectionNameSchema, documentSchema, problemResponses } from '../schemas/common.ts';
 
 const writeResult = {
@@ -81,6 +82,7 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
           line++;
           if (text.trim() === '') continue;
           let doc: DocumentInput;
+          if (jsonTooDeep(text)) throw createError('BODY_INVALID', { reason: `line ${line} nests deeper than ${MAX_JSON_DEPTH} levels` }, { details: { line, acknowledged: totals.count } });
           try {
             doc = JSON.parse(text) as DocumentInput;
           } catch {

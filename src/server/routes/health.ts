@@ -3,7 +3,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { createError } from '../../errors.ts';
 import { isNativeEnabled } from '../../kernels/index.ts';
+import { executionProviders } from '../../search/onnx-retriever.ts';
 
 export const OPENAPI_PATH = new URL('../../../openapi.yaml', import.meta.url);
 
@@ -15,6 +17,8 @@ export default async function healthRoutes(app: FastifyInstance): Promise<void> 
       uptimeSeconds: Math.round((Date.now() - e.startedAt) / 1000),
       collections: e.collections.list().length,
       nativeKernels: isNativeEnabled(),
+      // onnx retrievers: providers this build can use (CUDA → WebGPU → CPU) and the one each collection runs on
+      executionProviders: executionProviders(e.collections.list()),
       node: process.version,
     };
   });
@@ -24,5 +28,14 @@ export default async function healthRoutes(app: FastifyInstance): Promise<void> 
     return { ready: true };
   });
 
-  app.get('/openapi.yaml', async (_request, reply) => reply.type('application/yaml').send(readFileSync(OPENAPI_PATH, 'utf8')));
+  app.get('/openapi.yaml', async (request, reply) => {
+    let text: string;
+    try {
+      text = readFileSync(OPENAPI_PATH, 'utf8');
+    } catch {
+      // A checkout or package without the contract file: a 404 problem, not a 500.
+      throw createError('NOT_FOUND', { method: request.method, url: '/openapi.yaml' });
+    }
+    return reply.type('application/yaml').send(text);
+  });
 }

@@ -88,10 +88,13 @@ export default async function searchRoutes(app: FastifyInstance): Promise<void> 
       const k = Math.min(b.k ?? config.search.defaultK, limits.maxK);
       const m = Math.min(b.m ?? config.search.defaultM, limits.maxM);
       const mode = b.mode ?? (collection.searcher.retriever ? 'late' : 'lexical');
-      const run = (query: string) =>
-        shape(collection.searcher.search({ query, k, m, mode, explain: b.explain, filter: b.filter, includeDocuments: b.includeDocuments }));
+      // searchAsync: onnx retrievers encode in a worker thread; the others answer synchronously.
+      const run = async (query: string) =>
+        shape(await collection.searcher.searchAsync({ query, k, m, mode, explain: b.explain, filter: b.filter, includeDocuments: b.includeDocuments }));
       if (b.queries === undefined) return run(b.query!);
-      return { results: queries.map(run) };
+      const results = [];
+      for (const q of queries) results.push(await run(q));
+      return { results };
     },
   );
 }

@@ -15,7 +15,7 @@ import {
   loadTokenizer,
   parseTokenizerJson,
   parseVocabTxt,
-} from '../../src/encoder/tokenizer.ts';
+} from '../../src/analysis/wordpiece.ts';
 
 // HF tests/models/bert/test_tokenization_bert.py vocabulary, extended for the cases below.
 const VOCAB = [
@@ -174,4 +174,92 @@ describe('properties', () => {
       { numRuns: 200 },
     );
   });
+
+  it('agrees with a straightforward per-character reference (the fast paths and the word cache change nothing)', () => {
+    const alphabet = ['a', 'n', 't', 'w', 'e', 'd', 'U', 'N', ' ', '\t', '\n', ',', '!', '$', '^', '\u0000', '\u0007', '\u007f', '\u00ad', 'é', 'É', 'a\u0301', '中', '国', '人', '\u3000', '\u00a0', '—', '😀', '\ud840\udc00', "'", '1', '2', '0'];
+    const opts = [{}, { lowercase: false }, { lowercase: true, stripAccents: false }, { handleChineseChars: false }, { cleanText: false }];
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom(...alphabet), { maxLength: 40 }), fc.constantFrom(...opts), fc.integer({ min: 2, max: 12 }), (parts, o, maxLength) => {
+        const text = parts.join('');
+        const t = createWordPieceTokenizer(VOCAB, o);
+        const expected = referenceTokenize(text, o);
+        expect(t.tokenize(text)).toEqual(expected);
+        expect(t.tokenize(text)).toEqual(expected); // second time through the word cache
+        expect(t.encode(text, maxLength).tokens).toEqual(['[CLS]', ...expected.slice(0, maxLength - 2), '[SEP]']); // truncation stops early
+      }),
+      { numRuns: 300 },
+    );
+  });
 });
+
+/** HF BertTokenizer, one character at a time, no fast path and no cache: the oracle of the test above. */
+function referenceTokenize(text: string, o: { lowercase?: boolean; stripAccents?: boolean; handleChineseChars?: boolean; cleanText?: boolean }): string[] {
+  const isWs = (ch: string) => ch === ' ' || ch === '\t' || ch === '\n' || ch === '\r' || /\p{Zs}/u.test(ch);
+  const isCtl = (ch: string) => !(ch === '\t' || ch === '\n' || ch === '\r') && /\p{C}/u.test(ch);
+  const isPunct = (ch: string) => {
+    const cp = ch.codePointAt(0)!;
+    return (cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126) || /\p{P}/u.test(ch);
+  };
+  const isCjk = (cp: number) =>
+    (cp >= 0x4e00 && cp <= 0x9fff) || (cp >= 0x3400 && cp <= 0x4dbf) || (cp >= 0x20000 && cp <= 0x2a6df) || (cp >= 0x2a700 && cp <= 0x2b73f) ||
+    (cp >= 0x2b740 && cp <= 0x2b81f) || (cp >= 0x2b820 && cp <= 0x2ceaf) || (cp >= 0xf900 && cp <= 0xfaff) || (cp >= 0x2f800 && cp <= 0x2fa1f);
+  const lowercase = o.lowercase ?? true;
+  const strip = o.stripAccents ?? lowercase;
+  let t = text;
+  if (o.cleanText !== false) {
+    let c = '';
+    for (const ch of t) if (!(ch.codePointAt(0) === 0 || ch.codePointAt(0) === 0xfffd || isCtl(ch))) c += isWs(ch) ? ' ' : ch;
+    t = c;
+  }
+  if (o.handleChineseChars !== false) {
+    let c = '';
+    for (const ch of t) c += isCjk(ch.codePointAt(0)!) ? ` ${ch} ` : ch;
+    t = c;
+  }
+  const words: string[] = [];
+  for (let w of t.normalize('NFC').trim().split(/\s+/u)) {
+    if (!w) continue;
+    if (lowercase) w = w.toLowerCase();
+    if (strip) w = [...w.normalize('NFD')].filter((ch) => !/\p{Mn}/u.test(ch)).join('');
+    let cur = '';
+    for (const ch of w) {
+      if (isPunct(ch)) {
+        if (cur) words.push(cur);
+        words.push(ch);
+        cur = '';
+      } else cur += ch;
+    }
+    if (cur) words.push(cur);
+  }
+  const vocab = new Set(VOCAB);
+  const out: string[] = [];
+  for (const word of words.filter((w) => w.length > 0)) {
+    const chars = Array.from(word);
+    if (chars.length > 100) {
+      out.push('[UNK]');
+      continue;
+    }
+    const pieces: string[] = [];
+    let start = 0;
+    let bad = false;
+    while (start < chars.length) {
+      let end = chars.length;
+      let found: string | undefined;
+      for (; start < end; end--) {
+        const sub = (start > 0 ? '##' : '') + chars.slice(start, end).join('');
+        if (vocab.has(sub)) {
+          found = sub;
+          break;
+        }
+      }
+      if (found === undefined) {
+        bad = true;
+        break;
+      }
+      pieces.push(found);
+      start = end;
+    }
+    out.push(...(bad ? ['[UNK]'] : pieces));
+  }
+  return out;
+}

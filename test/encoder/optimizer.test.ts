@@ -3,7 +3,7 @@
  * learning-rate scales, state round-trips, growth, validation, and convergence on a quadratic.
  */
 import { describe, expect, it } from 'vitest';
-import { createAdamW, type AdamWState, type Gradient } from '../../src/rcl/optimizer.ts';
+import { createAdamW, type AdamWState, type Gradient } from '../../src/encoder/optimizer.ts';
 import { createRng } from '../../src/rcl/rng.ts';
 
 describe('AdamW, hand-computed', () => {

@@ -1,14 +1,21 @@
 /**
  * BERT WordPiece tokenizer: BasicTokenizer (clean, CJK split, lower-case, accent strip, punctuation
  * split) then greedy longest-match-first WordPiece. Loads `vocab.txt` or a HuggingFace
- * `tokenizer.json` (WordPiece model only). Pure TS, no I/O besides `loadTokenizer`; it must agree
- * token for token with HF `BertTokenizer`, so every rule below cites the function it mirrors.
+ * `tokenizer.json` (WordPiece model only). Pure TS; it must agree token for token with HF
+ * `BertTokenizer`, so every rule below cites the function it mirrors. Text analysis: `encoder/`
+ * receives tokenizers built here as arguments and never imports this file.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
+import { createError } from '../errors.ts';
+import type { SubwordEncoding, SubwordTokenizer } from '../types.ts';
 
 /** Words longer than this many code points become `[UNK]` (HF `max_input_chars_per_word`). */
 export const MAX_INPUT_CHARS_PER_WORD = 100;
+/** Distinct words whose pieces one tokenizer memoises (cleared when full; ~100 B each). */
+export const WORD_CACHE_ENTRIES = 65_536;
 
 /** Normalisation and special-token options; the defaults are those of `bert-base-uncased`. */
 export interface WordPieceOptions {
@@ -36,43 +43,28 @@ export interface WordPieceOptions {
   maxInputCharsPerWord?: number;
 }
 
-/** One encoded text: `[CLS] pieces… [SEP]`, unpadded (the encoder pads a batch to its longest). */
-export interface Encoding {
-  ids: number[];
-  /** All 1: padding is added at batch time. */
-  attentionMask: number[];
-  tokens: string[];
-}
+/** One encoded text (the shared shape of `types.ts`). */
+export type Encoding = SubwordEncoding;
 
-/** A loaded WordPiece tokenizer. */
-export interface WordPieceTokenizer {
-  /** Largest id + 1 (ids need not be contiguous in a tokenizer.json). */
-  readonly vocabSize: number;
+/** A loaded WordPiece tokenizer: the {@link SubwordTokenizer} the encoder needs, plus lookups. */
+export interface WordPieceTokenizer extends SubwordTokenizer {
   readonly unkId: number;
   readonly clsId: number;
   readonly sepId: number;
-  readonly padId: number;
   /** -1 when the vocabulary has no mask token. */
   readonly maskId: number;
-  /** Ids of [PAD], [CLS], [SEP], [MASK]: no lexical content; [UNK] is not among them. */
-  readonly specialIds: ReadonlySet<number>;
   /** Effective normalisation options (after tokenizer.json defaults). */
   readonly options: Readonly<Required<Omit<WordPieceOptions, 'stripAccents'>> & { stripAccents: boolean }>;
   /** Word pieces of `text`, without [CLS]/[SEP]. */
   tokenize(text: string): string[];
   /** Ids of {@link WordPieceTokenizer.tokenize}'s pieces. */
   tokenizeToIds(text: string): number[];
-  /** `[CLS] pieces [SEP]`, pieces truncated so the whole fits in `maxLength` (≥ 2) tokens. */
-  encode(text: string, maxLength: number): Encoding;
   tokenToId(token: string): number | undefined;
   idToToken(id: number): string | undefined;
 }
 
-function tokenizerError(message: string, details: Record<string, unknown>, cause?: unknown): Error {
-  return Object.assign(new Error(message, cause === undefined ? undefined : { cause }), {
-    code: 'TOKENIZER_INVALID',
-    details,
-  });
+function tokenizerError(reason: string, details: Record<string, unknown>, cause?: unknown): Error {
+  return createError('TOKENIZER_INVALID', { reason }, { details, cause });
 }
 
 // ---------------------------------------------------------------- character classes (HF tokenization_bert)
@@ -99,7 +91,7 @@ function isPunctuation(ch: string): boolean {
   if ((cp >= 33 && cp <= 47) || (cp >= 58 && cp <= 64) || (cp >= 91 && cp <= 96) || (cp >= 123 && cp <= 126)) {
     return true;
   }
-  return RE_PUNCT.test(ch);
+  return cp >= 128 && RE_PUNCT.test(ch); // no other ASCII character is in a P* category
 }
 
 /** `_is_chinese_char`: the CJK Unified Ideographs blocks (not Hangul, Hiragana or Katakana). */
@@ -118,7 +110,15 @@ function isChineseChar(cp: number): boolean {
 
 // ---------------------------------------------------------------- BasicTokenizer
 
+/** Printable ASCII plus \t \n \r: nothing to drop, only whitespace to map (the common case). */
+const RE_CLEAN_ASCII = /^[\x20-\x7e\t\n\r]*$/;
+/** Every code unit below U+3400: no CJK ideograph (all its blocks start at or above U+3400). */
+const RE_BELOW_CJK = /^[\u0000-\u33ff]*$/;
+/** Pure ASCII: NFD is the identity and no character is a combining mark. */
+const RE_ASCII = /^[\x00-\x7f]*$/;
+
 function cleanText(text: string): string {
+  if (RE_CLEAN_ASCII.test(text)) return text.replace(/[\t\n\r]/g, ' ');
   let out = '';
   for (const ch of text) {
     const cp = ch.codePointAt(0)!;
@@ -129,6 +129,7 @@ function cleanText(text: string): string {
 }
 
 function spaceChineseChars(text: string): string {
+  if (RE_BELOW_CJK.test(text)) return text;
   let out = '';
   for (const ch of text) out += isChineseChar(ch.codePointAt(0)!) ? ` ${ch} ` : ch;
   return out;
@@ -136,6 +137,7 @@ function spaceChineseChars(text: string): string {
 
 /** `_run_strip_accents`: NFD, then drop non-spacing marks (Mn). Not recomposed, as in BERT. */
 function stripAccents(token: string): string {
+  if (RE_ASCII.test(token)) return token;
   let out = '';
   for (const ch of token.normalize('NFD')) if (!RE_MN.test(ch)) out += ch;
   return out;
@@ -164,9 +166,9 @@ function whitespaceSplit(text: string): string[] {
 /**
  * BERT BasicTokenizer (HF `BasicTokenizer.tokenize`): clean → space CJK → NFC → whitespace split →
  * per word lower-case / strip accents → split on punctuation. Special-token strings typed in the
- * text are not recognised (a document cannot inject `[SEP]`).
+ * text are not recognised (a document cannot inject `[SEP]`). Stops after about `maxWords` words.
  */
-export function basicTokenize(text: string, options: WordPieceOptions = {}): string[] {
+export function basicTokenize(text: string, options: WordPieceOptions = {}, maxWords = Infinity): string[] {
   const lowercase = options.lowercase ?? true;
   const strip = options.stripAccents ?? lowercase;
   let t = options.cleanText === false ? text : cleanText(text);
@@ -177,6 +179,7 @@ export function basicTokenize(text: string, options: WordPieceOptions = {}): str
     if (lowercase) word = word.toLowerCase();
     if (strip) word = stripAccents(word);
     splitOnPunctuation(word, out);
+    if (out.length >= maxWords) break; // every word yields ≥ 1 piece: the rest cannot reach a truncated encoding
   }
   // HF re-splits on whitespace after punctuation splitting; stripping can leave empty words.
   return out.filter((w) => w.length > 0);
@@ -188,8 +191,9 @@ export function basicTokenize(text: string, options: WordPieceOptions = {}): str
  * Greedy longest-match-first (HF `WordpieceTokenizer.tokenize`): one word → its pieces, or
  * `[unk]` when it is too long or any remainder has no piece.
  */
-function wordPiece(word: string, vocab: Map<string, number>, prefix: string, maxChars: number, unk: string, out: string[]): void {
-  const chars = Array.from(word);
+function wordPiece(word: string, vocab: Map<string, number>, prefix: string, maxChars: number, unk: string, out: string[], maxPiece = Infinity): void {
+  // ASCII words (the common case) slice code units; others go by code point, as HF does.
+  const chars = RE_ASCII.test(word) ? word : Array.from(word);
   if (chars.length > maxChars) {
     out.push(unk);
     return;
@@ -197,10 +201,11 @@ function wordPiece(word: string, vocab: Map<string, number>, prefix: string, max
   const pieces: string[] = [];
   let start = 0;
   while (start < chars.length) {
-    let end = chars.length;
+    // No vocabulary entry is longer than maxPiece characters: longer candidates cannot match.
+    let end = Math.min(chars.length, start + maxPiece);
     let found: string | undefined;
     while (start < end) {
-      let sub = chars.slice(start, end).join('');
+      let sub = typeof chars === 'string' ? chars.slice(start, end) : chars.slice(start, end).join('');
       if (start > 0) sub = prefix + sub;
       if (vocab.has(sub)) {
         found = sub;
@@ -256,24 +261,38 @@ export function createWordPieceTokenizer(vocab: readonly string[] | ReadonlyMap<
   }
   const specialIds = new Set([padId, clsId, sepId, ...(maskId >= 0 ? [maskId] : [])]);
 
-  const tokenize = (text: string): string[] => {
+  // Longest entry in characters (code points): bounds the greedy match's candidates (an entry
+  // matched after the `##` prefix is shorter still, so the bound is safe for both positions).
+  let maxPiece = 1;
+  for (const token of map.keys()) maxPiece = Math.max(maxPiece, RE_ASCII.test(token) ? token.length : Array.from(token).length);
+  // Word → pieces, memoised: natural text repeats its words, and WordPiece of a word is pure.
+  const pieces = new Map<string, string[]>();
+  const tokenize = (text: string, limit = Infinity): string[] => {
     const out: string[] = [];
-    for (const word of basicTokenize(text, opts)) {
-      wordPiece(word, map, opts.continuingSubwordPrefix, opts.maxInputCharsPerWord, opts.unkToken, out);
+    for (const word of basicTokenize(text, opts, limit)) {
+      if (out.length >= limit) break;
+      let p = pieces.get(word);
+      if (p === undefined) {
+        p = [];
+        wordPiece(word, map, opts.continuingSubwordPrefix, opts.maxInputCharsPerWord, opts.unkToken, p, maxPiece);
+        if (pieces.size >= WORD_CACHE_ENTRIES) pieces.clear();
+        pieces.set(word, p);
+      }
+      for (const x of p) out.push(x);
     }
-    return out;
+    return out.length > limit ? out.slice(0, limit) : out;
   };
   const tokenizeToIds = (text: string): number[] => tokenize(text).map((t) => map.get(t) ?? unkId);
+  const encodeTokens = (text: string, maxLength: number): string[] => [opts.clsToken, ...tokenize(text, maxLength - 2), opts.sepToken];
 
   return {
     vocabSize, unkId, clsId, sepId, padId, maskId, specialIds,
     options: Object.freeze(opts),
-    tokenize,
+    tokenize: (text) => tokenize(text),
     tokenizeToIds,
     encode(text: string, maxLength: number): Encoding {
       if (!(maxLength >= 2)) throw new RangeError(`maxLength must be at least 2, got ${maxLength}`);
-      const pieces = tokenize(text).slice(0, maxLength - 2);
-      const tokens = [opts.clsToken, ...pieces, opts.sepToken];
+      const tokens = encodeTokens(text, maxLength); // pieces past maxLength − 2 are never computed
       const ids = tokens.map((t) => map.get(t) ?? unkId);
       return { ids, attentionMask: ids.map(() => 1), tokens };
     },
@@ -352,18 +371,8 @@ export function parseTokenizerJson(json: unknown): { vocab: Map<string, number>;
   return { vocab, options };
 }
 
-/**
- * Load a tokenizer from a `tokenizer.json` (by name or `.json` extension) or a `vocab.txt`.
- * `options` override what the file says. Throws `TOKENIZER_INVALID` with `details.file`.
- */
-export async function loadTokenizer(path: string, options: WordPieceOptions = {}): Promise<WordPieceTokenizer> {
-  const file = basename(path);
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw tokenizerError(`cannot read ${file}`, { file }, cause);
-  }
+/** Parse a tokenizer file's text (`.json` → tokenizer.json, else vocab.txt) into a tokenizer. */
+function fromText(file: string, text: string, options: WordPieceOptions): WordPieceTokenizer {
   try {
     if (file.endsWith('.json')) {
       const parsed = parseTokenizerJson(JSON.parse(text));
@@ -377,4 +386,47 @@ export async function loadTokenizer(path: string, options: WordPieceOptions = {}
     }
     throw tokenizerError(`cannot parse ${file}`, { file }, err);
   }
+}
+
+/**
+ * Load a tokenizer from a `tokenizer.json` (by name or `.json` extension) or a `vocab.txt`.
+ * `options` override what the file says. Throws `TOKENIZER_INVALID` with `details.file`.
+ */
+export async function loadTokenizer(path: string, options: WordPieceOptions = {}): Promise<WordPieceTokenizer> {
+  const file = basename(path);
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw tokenizerError(`cannot read ${file}`, { file }, cause);
+  }
+  return fromText(file, text, options);
+}
+
+/**
+ * {@link loadTokenizer}, synchronously: analyzers are created synchronously (also inside analysis
+ * worker threads) from the plain options stored with a collection.
+ */
+export function loadTokenizerSync(path: string, options: WordPieceOptions = {}): WordPieceTokenizer {
+  const file = basename(path);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw tokenizerError(`cannot read ${file}`, { file }, cause);
+  }
+  return fromText(file, text, options);
+}
+
+/**
+ * sha256 (hex) of everything that decides T(x): the tokens by id and the normalisation options.
+ * Two tokenizers with equal hashes split every text into the same token strings, so a collection
+ * indexed with one can be served by a model shipping the other (DESIGN §3.2 hot swap).
+ */
+export function vocabularyHash(tokenizer: WordPieceTokenizer): string {
+  const h = createHash('sha256');
+  const o = tokenizer.options;
+  h.update(JSON.stringify([o.lowercase, o.stripAccents, o.handleChineseChars, o.cleanText, o.unkToken, o.continuingSubwordPrefix, o.maxInputCharsPerWord]));
+  for (let id = 0; id < tokenizer.vocabSize; id++) h.update(`\n${id}:${tokenizer.idToToken(id) ?? ''}`);
+  return h.digest('hex');
 }

@@ -1,0 +1,107 @@
+/**
+ * Bulk ingest over HTTP into a real server process, with `/search` probed throughout: docs/s
+ * through `POST /documents` (JSON batches, a few in flight) and the latency of searches that
+ * arrive during the load (analysis runs off the event loop, so they must stay fast).
+ *
+ *   npx tsx bench/ingest.ts --data <folder> [--batch 1000] [--concurrency 2] [--workers N] [--repeat 1]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readCorpus, type CorpusDoc } from './lib/dataset.ts';
+import { parseFlags } from './lib/harness.ts';
+import { percentile } from './lib/metrics.ts';
+
+const flags = parseFlags(process.argv.slice(2));
+if (!flags.data) {
+  console.error('usage: npx tsx bench/ingest.ts --data <folder> [--batch 1000] [--concurrency 2] [--workers N]');
+  process.exit(2);
+}
+const batchSize = Number(flags.batch ?? 1000);
+const concurrency = Number(flags.concurrency ?? 2);
+const repeat = Number(flags.repeat ?? 1);
+
+const port = await new Promise<number>((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const p = (s.address() as { port: number }).port;
+    s.close(() => resolve(p));
+  });
+});
+const base = `http://127.0.0.1:${port}`;
+const dataDir = mkdtempSync(join(tmpdir(), 'r3ingest-'));
+const args = ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'];
+if (flags.workers) args.push('--workers', flags.workers);
+const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+
+try {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/ready`)).ok) break;
+    } catch {
+      // starting
+    }
+    if (i > 6000) throw new Error('server not ready');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const docs: CorpusDoc[] = [];
+  for await (const d of readCorpus(flags.data)) docs.push(d);
+  const bodies: string[] = [];
+  for (let r = 0; r < repeat; r++) {
+    for (let i = 0; i < docs.length; i += batchSize) {
+      const documents = docs.slice(i, i + batchSize).map((d) => ({ ...d, id: repeat > 1 ? `${r}:${d.id}` : d.id }));
+      bodies.push(JSON.stringify({ documents }));
+    }
+  }
+  // A few searches first so the probe measures steady state, not first-use costs.
+  const probeQuery = () => fetch(`${base}/search`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ query: 'protein expression in cancer cells', mode: 'lexical', k: 10 }) });
+  for (let i = 0; i < 5; i++) await probeQuery();
+
+  let loading = true;
+  const probe: number[] = [];
+  const prober = (async () => {
+    while (loading) {
+      const t0 = performance.now();
+      const r = await probeQuery();
+      await r.arrayBuffer();
+      probe.push(performance.now() - t0);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+  })();
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++];
+        const r = await fetch(`${base}/documents`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        if (r.status !== 200) throw new Error(`ingest: ${r.status} ${await r.text()}`);
+        await r.arrayBuffer();
+      }
+    }),
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  loading = false;
+  await prober;
+  const total = docs.length * repeat;
+  console.log(
+    JSON.stringify({
+      data: flags.data.split('/').filter(Boolean).pop(),
+      docs: total,
+      seconds: Math.round(seconds * 100) / 100,
+      docs_per_s: Math.round(total / seconds),
+      batch: batchSize,
+      concurrency,
+      search_during_ingest: { requests: probe.length, p50_ms: r3(percentile(probe, 50)), p99_ms: r3(percentile(probe, 99)), max_ms: r3(Math.max(...probe)) },
+    }),
+  );
+} finally {
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+function r3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

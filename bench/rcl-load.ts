@@ -1,0 +1,130 @@
+/**
+ * Does training stall search? Starts a real server process, loads a data folder, measures
+ * `/search` (late) latency one request at a time while idle, then again while `/rcl/step` runs
+ * back to back, and prints both with their ratio as one JSON line.
+ *
+ *   npx tsx bench/rcl-load.ts --data <folder> [--seconds 30] [--batch 32]
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readQrels, readQueries, resolveDataFile } from './lib/dataset.ts';
+import { parseFlags } from './lib/harness.ts';
+import { percentile } from './lib/metrics.ts';
+
+const flags = parseFlags(process.argv.slice(2));
+if (!flags.data) {
+  console.error('usage: npx tsx bench/rcl-load.ts --data <folder> [--seconds 30] [--batch 32]');
+  process.exit(2);
+}
+const seconds = Number(flags.seconds ?? 30);
+const batch = Number(flags.batch ?? 32);
+
+const port = await new Promise<number>((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const p = (s.address() as { port: number }).port;
+    s.close(() => resolve(p));
+  });
+});
+const base = `http://127.0.0.1:${port}`;
+const dataDir = mkdtempSync(join(tmpdir(), 'r3load-'));
+const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+
+async function call(path: string, body?: unknown, type = 'application/json'): Promise<any> {
+  const r = await fetch(base + path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${path}: ${r.status} ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : undefined;
+}
+
+try {
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/ready`)).ok) break;
+    } catch {
+      // starting
+    }
+    if (i > 6000) throw new Error('server not ready');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const corpus = await resolveDataFile(flags.data, 'corpus.jsonl');
+  if (corpus.gzip) throw new Error('gzipped corpora: load them with bench/eval.ts');
+  await call('/documents', readFileSync(corpus.path, 'utf8'), 'application/x-ndjson');
+  const hasTrain = await readQueries(flags.data, 'train').then(() => true, () => false);
+  const train = (await readQueries(flags.data, hasTrain ? 'train' : 'test')).slice(0, 512);
+  const qrels = await readQrels(flags.data, hasTrain ? 'train' : 'test');
+  const probe = (await readQueries(flags.data, 'test')).slice(0, 200);
+  const withAnswers = train.some((q) => q.answers?.length);
+  if (withAnswers) {
+    await call('/rcl/offline', { queries: train.map((q) => ({ id: q.id, text: q.text, answers: q.answers })), environment: 'contains' });
+  } else {
+    const scores = [];
+    for (const q of train) {
+      const hits = (await call('/search', { query: q.text, k: 100, includeDocuments: false })).hits as Array<{ id: string }>;
+      const rel = qrels.get(q.id) ?? new Map();
+      for (const h of hits) if (!((rel.get(h.id) ?? 0) > 0)) scores.push({ queryId: q.id, docId: h.id, score: 0, label: 0 });
+      for (const [d, g] of rel) if (g > 0) scores.push({ queryId: q.id, docId: d, score: 1, label: 1 });
+    }
+    await call('/rcl/offline', { queries: train.map((q) => ({ id: q.id, text: q.text })), scores });
+  }
+
+  async function measure(ms: number): Promise<number[]> {
+    const times: number[] = [];
+    const end = performance.now() + ms;
+    for (let i = 0; performance.now() < end; i++) {
+      const t0 = performance.now();
+      await call('/search', { query: probe[i % probe.length].text, k: 10, mode: 'late' });
+      times.push(performance.now() - t0);
+    }
+    return times;
+  }
+
+  await measure(3_000); // warm-up
+  const idle = await measure(seconds * 1000);
+  let training = true;
+  let steps = 0;
+  let stepMs = 0;
+  const trainer = (async () => {
+    for (let i = 0; training; i = (i + batch) % train.length) {
+      const queries = train.slice(i, i + batch).map((q) => ({ id: q.id }));
+      const t0 = performance.now();
+      try {
+        if (withAnswers) await call('/rcl/step', { queries, environment: 'contains' });
+        else {
+          const ro = await call('/rcl/rollouts', { queries, includeDocuments: false });
+          const scores = (ro.queries as Array<{ id: string; candidates: Array<{ docId: string }> }>).flatMap((q) =>
+            q.candidates.map((c) => ({ queryId: q.id, docId: c.docId, score: (qrels.get(q.id)?.get(c.docId) ?? 0) > 0 ? 1 : 0 })),
+          );
+          await call('/rcl/step', { queries, rollout: ro.rollout, scores });
+        }
+        steps++;
+        stepMs += performance.now() - t0;
+      } catch (err) {
+        if (!String(err).includes('RCL_NO_POOLS')) throw err;
+      }
+    }
+  })();
+  await new Promise((r) => setTimeout(r, 1_000)); // let the first step start
+  const busy = await measure(seconds * 1000);
+  training = false;
+  await trainer;
+  const s = (t: number[]) => ({ requests: t.length, p50_ms: r3(percentile(t, 50)), p99_ms: r3(percentile(t, 99)) });
+  console.log(JSON.stringify({
+    data: flags.data.split('/').filter(Boolean).pop(),
+    idle: s(idle),
+    training: s(busy),
+    p99_ratio: r3(percentile(busy, 99) / percentile(idle, 99)),
+    steps,
+    step_ms_mean: r3(stepMs / Math.max(1, steps)),
+  }));
+} finally {
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  rmSync(dataDir, { recursive: true, force: true });
+}
+
+function r3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

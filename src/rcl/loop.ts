@@ -1,0 +1,428 @@
+/**
+ * Reinforced contrastive learning (R3, DESIGN §1; research-notes §3.4–§3.8) as a service:
+ * offline pools and thresholds, on-policy rollouts, and the online step — retrieve with the
+ * current θ, score uncached documents, label against the thresholds, stop at the first negative,
+ * draw the positive, fall back to offline pools, then one optimizer step. Never touches the index.
+ */
+import { createError } from '../errors.ts';
+import { RetrieverStore } from '../index/retriever-store.ts';
+import type { Store } from '../index/store.ts';
+import type { Collection, Collections } from '../search/collections.ts';
+import { isTrainable, type TrainableRetriever, type TrainTriple } from '../search/trainable.ts';
+import type { AnswerScore, Environment } from './environments/types.ts';
+import { createRng } from './rng.ts';
+import { RclState, type QueryRecord } from './state.ts';
+import { computeThresholds, labelClosedSet, labelDocument, type AnswerPool } from './thresholds.ts';
+import { Rollouts, type Rollout } from './rollouts.ts';
+
+/** Name of the environment whose scores the trainer posts (`/rcl/rollouts` then `/rcl/step`). */
+export const CLIENT_ENVIRONMENT = 'client';
+/** Documents retrieved per query when the server computes offline pools (R3: top 100). */
+export const OFFLINE_DEPTH = 100;
+/** On-policy candidates per query (R3: m = k = 20). */
+export const ONLINE_DEPTH = 20;
+/** Uncached documents scored together while walking a ranking (bounded LLM work per round). */
+const SCORE_CHUNK = 5;
+
+export interface QueryInput {
+  id: string;
+  text?: string;
+  answers?: string[];
+  choices?: string[];
+  gold?: number;
+}
+
+export interface PostedScore {
+  queryId: string;
+  docId: string;
+  answer?: string;
+  score: number;
+  label?: 0 | 1;
+}
+
+export interface OfflineRequest {
+  queries: QueryInput[];
+  /** Posted pools; when absent the server scores the top 100 with `environment`. */
+  scores?: PostedScore[];
+  environment?: string;
+  depth?: number;
+}
+
+export interface OfflineResult {
+  environment: string;
+  registered: number;
+  dropped: Array<{ queryId: string; reason: string }>;
+  scored: number;
+  ms: number;
+}
+
+export interface StepRequest {
+  queries: QueryInput[];
+  rollout?: string;
+  scores?: PostedScore[];
+  environment?: string;
+  learningRate?: number;
+}
+
+export interface StepResult {
+  version: number;
+  loss: number;
+  lossParts: { ee: number; et: number; te: number };
+  triples: number;
+  positives: number;
+  negatives: number;
+  excluded: number;
+  fallbacks: number;
+  newlyScored: number;
+  skipped: Array<{ queryId: string; reason: string }>;
+  ms: number;
+}
+
+export interface CalibrateResult {
+  version: number;
+  gamma: number;
+  mrrBefore: number;
+  mrrAfter: number;
+  queries: number;
+  grid: Array<{ gamma: number; mrr: number }>;
+  ms: number;
+}
+
+/** γ values tried by calibration (1,000 ≈ f_θ alone, 0 = first stage alone). */
+const GAMMA_GRID = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 1000];
+
+export interface RclOptions {
+  seed: number;
+  rolloutTtlMs: number;
+}
+
+export class RclService {
+  private readonly collections: Collections;
+  private readonly store: Store;
+  private readonly environments: Map<string, Environment>;
+  private readonly options: RclOptions;
+  private readonly queues = new Map<string, Promise<unknown>>();
+  readonly rollouts: Rollouts;
+
+  constructor(collections: Collections, store: Store, environments: Map<string, Environment>, options: RclOptions) {
+    this.collections = collections;
+    this.store = store;
+    this.environments = environments;
+    this.options = options;
+    this.rollouts = new Rollouts(options.rolloutTtlMs);
+  }
+
+  /** Environments a request may name. */
+  environmentNames(): string[] {
+    return [CLIENT_ENVIRONMENT, ...this.environments.keys()];
+  }
+
+  private environment(name: string): Environment {
+    const env = this.environments.get(name);
+    if (!env) throw createError('RCL_ENVIRONMENT_UNSUPPORTED', { environment: name }, { details: { available: this.environmentNames() } });
+    return env;
+  }
+
+  private state(collection: string): RclState {
+    return new RclState(new RetrieverStore(this.store.collectionDbs(collection)));
+  }
+
+  private trainable(c: Collection): TrainableRetriever {
+    const r = c.searcher.retriever;
+    if (!isTrainable(r)) throw createError('RETRIEVER_UNSUPPORTED', { retriever: r?.kind ?? 'bm25', reason: 'it has no trainable parameters' });
+    return r;
+  }
+
+  /** Steps and offline jobs of one collection run one at a time. */
+  private serial<T>(collection: string, work: () => Promise<T>): Promise<T> {
+    const prev = this.queues.get(collection) ?? Promise.resolve();
+    const next = prev.then(work, work);
+    this.queues.set(collection, next.catch(() => undefined));
+    return next;
+  }
+
+  /** Ranked external ids under the current θ (late mode). */
+  private retrieve(c: Collection, text: string, depth: number): string[] {
+    const r = c.searcher.search({ query: text, k: depth, m: Math.max(depth, ONLINE_DEPTH), mode: c.searcher.retriever ? 'late' : 'lexical', includeDocuments: false });
+    return r.hits.map((h) => h.id);
+  }
+
+  /** Scores documents with an environment, using and filling the cache. */
+  private async scoreDocs(c: Collection, st: RclState, env: Environment, q: { id: string; text: string; answers: string[]; choices?: string[] }, docIds: string[], labels: boolean): Promise<{ scores: Map<string, AnswerScore[]>; newly: number }> {
+    const scores = new Map<string, AnswerScore[]>();
+    const todo: string[] = [];
+    for (const id of docIds) {
+      const hit = st.cached(env.fingerprint, q.id, id);
+      if (hit && (!labels || hit.every((a) => a.label !== null))) scores.set(id, hit);
+      else todo.push(id);
+    }
+    if (todo.length > 0) {
+      const docs = todo.flatMap((id) => {
+        const d = c.index.getDocument(id);
+        return d ? [{ id, title: d.title, text: d.text }] : [];
+      });
+      let results;
+      try {
+        results = await env.score({ query: q.text, answers: q.answers, docs, choices: q.choices, labels });
+      } catch (cause) {
+        if ((cause as { code?: string }).code) throw cause;
+        throw createError('RCL_ENVIRONMENT_FAILED', { reason: (cause as Error).message }, { cause });
+      }
+      await st.putScores(env.fingerprint, results.map((r) => ({ queryId: q.id, docId: r.docId, perAnswer: r.perAnswer })));
+      for (const r of results) scores.set(r.docId, r.perAnswer);
+    }
+    return { scores, newly: todo.length };
+  }
+
+  /** Registers queries with offline pools and thresholds (posted, or computed over the top 100). */
+  offline(collection: string, req: OfflineRequest): Promise<OfflineResult> {
+    const c = this.collections.get(collection);
+    return this.serial(collection, async () => {
+      const t0 = performance.now();
+      const st = this.state(collection);
+      const envName = req.environment ?? (req.scores ? CLIENT_ENVIRONMENT : 'contains');
+      const pools = new Map<string, Map<string, AnswerPool['docs'][number][]>>();
+      let scored = 0;
+      if (req.scores) {
+        for (const s of req.scores) {
+          const q = req.queries.find((x) => x.id === s.queryId);
+          const answer = s.answer ?? q?.answers?.[0] ?? '';
+          const byAnswer = pools.get(s.queryId) ?? new Map();
+          pools.set(s.queryId, byAnswer);
+          const list = byAnswer.get(answer) ?? [];
+          byAnswer.set(answer, list);
+          list.push({ docId: s.docId, score: s.score, label: s.label ?? (s.score > 0 ? 1 : 0) });
+        }
+      } else {
+        const env = this.environment(envName);
+        for (const q of req.queries) {
+          if (!q.text || !q.answers?.length) throw createError('RCL_INPUT_INVALID', { reason: `query "${q.id}" needs text and answers to be scored` });
+          const ids = this.retrieve(c, q.text, req.depth ?? OFFLINE_DEPTH);
+          const { scores, newly } = await this.scoreDocs(c, st, env, { id: q.id, text: q.text, answers: q.answers, choices: q.choices }, ids, true);
+          scored += newly;
+          const byAnswer = new Map<string, AnswerPool['docs'][number][]>();
+          for (const [docId, perAnswer] of scores) {
+            for (const a of perAnswer) {
+              const list = byAnswer.get(a.answer) ?? [];
+              byAnswer.set(a.answer, list);
+              list.push({ docId, score: a.score, label: a.label ?? (a.score > 0 ? 1 : 0) });
+            }
+          }
+          pools.set(q.id, byAnswer);
+        }
+      }
+      const records: QueryRecord[] = [];
+      const dropped: OfflineResult['dropped'] = [];
+      for (const q of req.queries) {
+        const byAnswer = pools.get(q.id);
+        const thresholds = computeThresholds(byAnswer ? [...byAnswer].map(([answer, docs]) => ({ answer, docs })) : []);
+        if (!thresholds.usable) {
+          dropped.push({ queryId: q.id, reason: thresholds.reason ?? 'no-pool' });
+          continue;
+        }
+        const prev = st.query(envName, q.id);
+        const text = q.text ?? prev?.text;
+        if (!text) throw createError('RCL_INPUT_INVALID', { reason: `query "${q.id}" has no text` });
+        records.push({ id: q.id, text, answers: q.answers ?? prev?.answers ?? [], choices: q.choices, gold: q.gold, thresholds, updatedAt: new Date().toISOString() });
+      }
+      await st.putQueries(envName, records);
+      return { environment: envName, registered: records.length, dropped, scored, ms: performance.now() - t0 };
+    });
+  }
+
+  /**
+   * Fits the serving mix γ of f_β/max f_β + γ·f_θ/max f_θ on registered queries (a held-out
+   * slice of the training queries, DESIGN §3.1 "train what you serve"): the γ of the grid with
+   * the best MRR@m of offline positives wins and is published as a new version.
+   */
+  calibrate(collection: string, req: { queries?: string[]; environment?: string; grid?: number[] }): Promise<CalibrateResult> {
+    const c = this.collections.get(collection);
+    const retriever = this.trainable(c);
+    const calibrate = retriever.calibrate?.bind(retriever);
+    if (!calibrate) throw createError('RETRIEVER_UNSUPPORTED', { retriever: retriever.kind, reason: 'it has no serving mix to calibrate' });
+    return this.serial(collection, async () => {
+      const t0 = performance.now();
+      const st = this.state(collection);
+      const envName = req.environment ?? 'contains';
+      const records = req.queries ? req.queries.flatMap((id) => st.query(envName, id) ?? []) : st.queries(envName);
+      if (records.length === 0) throw createError('RCL_NO_POOLS', { ids: (req.queries ?? []).join(', ') || `(none registered for ${envName})` });
+      const grid = req.grid ?? GAMMA_GRID;
+      const runs = records.map((rec) => {
+        const r = c.searcher.search({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false });
+        const positives = new Set(rec.thresholds.positives);
+        return r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) }));
+      });
+      const mrrAt = (gamma: number) => {
+        let sum = 0;
+        for (const hits of runs) {
+          if (hits.length === 0) continue;
+          const mb = Math.max(...hits.map((h) => h.beta)) || 1;
+          const mt = Math.max(...hits.map((h) => h.theta)) || 1;
+          const ranked = hits.map((h) => ({ s: h.beta / mb + (gamma * h.theta) / mt, p: h.positive })).sort((a, b) => b.s - a.s);
+          const first = ranked.findIndex((h) => h.p);
+          if (first >= 0) sum += 1 / (first + 1);
+        }
+        return sum / runs.length;
+      };
+      const scores = grid.map((gamma) => ({ gamma, mrr: mrrAt(gamma) }));
+      const before = mrrAt(retriever.pin().gamma);
+      const best = scores.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
+      const meta = await calibrate({ gamma: best.gamma }, { queries: records.length, environment: envName, mrrBefore: before, mrrAfter: best.mrr });
+      return { version: meta.version, gamma: best.gamma, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
+    });
+  }
+
+  /** On-policy candidates under the current θ, for trainers that score with their own LLM. */
+  createRollout(collection: string, queries: QueryInput[], k = ONLINE_DEPTH): Rollout {
+    const c = this.collections.get(collection);
+    const retriever = this.trainable(c);
+    const version = retriever.pin().version;
+    const st = this.state(collection);
+    const out = queries.map((q) => {
+      const text = q.text ?? st.query(CLIENT_ENVIRONMENT, q.id)?.text;
+      if (!text) throw createError('RCL_INPUT_INVALID', { reason: `query "${q.id}" has no text and is not registered` });
+      return { id: q.id, text, docs: this.retrieve(c, text, k) };
+    });
+    return this.rollouts.create(collection, version, out);
+  }
+
+  /** One RCL step over a batch of queries. */
+  step(collection: string, req: StepRequest): Promise<StepResult> {
+    const c = this.collections.get(collection);
+    const retriever = this.trainable(c);
+    return this.serial(collection, async () => {
+      const t0 = performance.now();
+      const st = this.state(collection);
+      const counters = await Promise.resolve(st.counters());
+      const rng = createRng(this.options.seed, counters.rngState || undefined);
+      const rollout = req.rollout ? this.rollouts.get(req.rollout, collection) : undefined;
+      const envName = req.environment ?? (req.rollout || req.scores ? CLIENT_ENVIRONMENT : 'contains');
+      const env = envName === CLIENT_ENVIRONMENT ? undefined : this.environment(envName);
+      if (req.scores?.length) {
+        // Posted scores join the cache under the client fingerprint: scored once, kept.
+        const grouped = new Map<string, AnswerScore[]>();
+        for (const s of req.scores) {
+          const key = `${s.queryId}\u0000${s.docId}`;
+          const list = grouped.get(key) ?? [];
+          grouped.set(key, list);
+          list.push({ answer: s.answer ?? '', score: s.score, label: s.label ?? null });
+        }
+        await st.putScores(CLIENT_ENVIRONMENT, [...grouped].map(([key, perAnswer]) => {
+          const [queryId, docId] = key.split('\u0000');
+          return { queryId, docId, perAnswer };
+        }));
+      }
+      const tally = { positives: 0, negatives: 0, excluded: 0, fallbacks: 0, newlyScored: 0 };
+      const skipped: StepResult['skipped'] = [];
+      const triples: TrainTriple[] = [];
+      for (const q of req.queries) {
+        const rec = st.query(envName, q.id);
+        if (!rec) {
+          skipped.push({ queryId: q.id, reason: 'not registered: POST /rcl/offline first' });
+          continue;
+        }
+        const text = q.text ?? rec.text;
+        const ranked = rollout ? rollout.queries.get(q.id)?.docs : this.retrieve(c, text, ONLINE_DEPTH);
+        if (!ranked) {
+          skipped.push({ queryId: q.id, reason: `not in rollout ${req.rollout}` });
+          continue;
+        }
+        const online = await this.walk(c, st, env, rec, text, ranked, tally);
+        let positive = online.positives.length ? rng.pick(online.positives) : undefined;
+        let negative = online.negative;
+        if (positive === undefined) {
+          positive = pickLive(c, rec.thresholds.positives, rng);
+          tally.fallbacks++;
+        }
+        if (negative === undefined) {
+          negative = pickLive(c, rec.thresholds.negatives.filter((d) => d !== positive), rng);
+          tally.fallbacks++;
+        }
+        const pos = positive === undefined ? undefined : c.index.getDocument(positive);
+        const neg = negative === undefined ? undefined : c.index.getDocument(negative);
+        if (!pos || !neg) {
+          skipped.push({ queryId: q.id, reason: 'no live positive or negative document' });
+          continue;
+        }
+        triples.push({ query: { text, termIds: c.searcher.queryTerms(text) }, positive: pos.docId, negative: neg.docId });
+      }
+      if (triples.length === 0) throw createError('RCL_NO_POOLS', { ids: skipped.map((s) => s.queryId).join(', ') }, { details: { skipped } });
+      const r = await retriever.train(triples, { learningRate: req.learningRate, info: { environment: envName, rollout: req.rollout ?? null, queries: triples.length } });
+      await st.putCounters({
+        steps: counters.steps + 1,
+        triples: counters.triples + triples.length,
+        positives: counters.positives + tally.positives,
+        negatives: counters.negatives + tally.negatives,
+        excluded: counters.excluded + tally.excluded,
+        fallbacks: counters.fallbacks + tally.fallbacks,
+        newlyScored: counters.newlyScored + tally.newlyScored,
+        rngState: rng.getState(),
+      });
+      return { version: r.version, loss: r.loss, lossParts: r.lossParts, triples: triples.length, ...tally, skipped, ms: performance.now() - t0 };
+    });
+  }
+
+  /**
+   * Walks a ranking in order: scores uncached documents (in small chunks), labels each against
+   * the query's thresholds, collects positives, and stops at the first negative (the hard negative).
+   */
+  private async walk(
+    c: Collection,
+    st: RclState,
+    env: Environment | undefined,
+    rec: QueryRecord,
+    text: string,
+    ranked: string[],
+    tally: { positives: number; negatives: number; excluded: number; newlyScored: number },
+  ): Promise<{ positives: string[]; negative?: string }> {
+    const positives: string[] = [];
+    const fingerprint = env?.fingerprint ?? CLIENT_ENVIRONMENT;
+    for (let i = 0; i < ranked.length; i += SCORE_CHUNK) {
+      const chunk = ranked.slice(i, i + SCORE_CHUNK);
+      let scores: Map<string, AnswerScore[]>;
+      if (env) {
+        const r = await this.scoreDocs(c, st, env, { id: rec.id, text, answers: rec.answers, choices: rec.choices }, chunk, false);
+        scores = r.scores;
+        tally.newlyScored += r.newly;
+      } else {
+        scores = new Map(chunk.flatMap((d) => {
+          const s = st.cached(fingerprint, rec.id, d);
+          return s ? [[d, s] as [string, AnswerScore[]]] : [];
+        }));
+      }
+      for (const docId of chunk) {
+        const perAnswer = scores.get(docId);
+        const label = perAnswer === undefined ? null : labelOf(rec, perAnswer);
+        if (label === 1) {
+          positives.push(docId);
+          tally.positives++;
+        } else if (label === 0) {
+          tally.negatives++;
+          return { positives, negative: docId };
+        } else tally.excluded++;
+      }
+    }
+    return { positives };
+  }
+}
+
+/** A document's online label: closed-set by the gold choice, else by thresholds (posted labels when no thresholds apply). */
+function labelOf(rec: QueryRecord, perAnswer: AnswerScore[]): 0 | 1 | null {
+  if (rec.choices && rec.gold !== undefined) {
+    const scores = perAnswer.map((a) => a.score);
+    return scores.length === rec.choices.length ? labelClosedSet(scores, rec.gold) : null;
+  }
+  const matching = perAnswer.filter((a) => rec.thresholds.entries.some((e) => e.answer === a.answer));
+  if (matching.length > 0) return labelDocument(matching, rec.thresholds);
+  // Scores posted without an answer entry: fall back to the single entry's thresholds.
+  if (rec.thresholds.entries.length === 1 && perAnswer.length === 1) {
+    return labelDocument([{ answer: rec.thresholds.entries[0].answer, score: perAnswer[0].score }], rec.thresholds);
+  }
+  return null;
+}
+
+/** A random document of `ids` that still exists. */
+function pickLive(c: Collection, ids: string[], rng: { int(n: number): number }): string | undefined {
+  const live = ids.filter((id) => c.index.getDocument(id) !== undefined);
+  return live.length ? live[rng.int(live.length)] : undefined;
+}

@@ -1,0 +1,117 @@
+/**
+ * RCL through the HTTP API on a real store with the sidr-glove retriever: offline pools, steps
+ * with the `contains` environment and with client-posted scores, versions and rollback, resume
+ * after a restart from the optimizer checkpoint, an untouched index, and the error codes.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.ts';
+import { indexFingerprint } from '../../src/index/fingerprint.ts';
+import { createRetrieverFactory } from '../../src/search/retrievers.ts';
+import { testConfig, tmpDir } from '../helpers/index.ts';
+
+const DOCS = [
+  { id: 'p1', title: 'France', text: 'Paris is the capital and largest city of France, on the river Seine.' },
+  { id: 'p2', title: 'Germany', text: 'Berlin is the capital of Germany and its largest city.' },
+  { id: 'p3', title: 'Italy', text: 'Rome is the capital city of Italy, famous for its ancient empire.' },
+  { id: 'p4', title: 'Spain', text: 'Madrid is the capital of Spain; the city hosts the royal palace.' },
+  { id: 'p5', title: 'Rivers', text: 'The Seine flows through Paris into the English Channel.' },
+  { id: 'p6', title: 'Cooking', text: 'Bread is baked from flour, water, salt and yeast in an oven.' },
+  { id: 'p7', title: 'Music', text: 'A piano has eighty eight keys and strings struck by hammers.' },
+  { id: 'p8', title: 'Capitals', text: 'Every country has a capital city where the government sits.' },
+];
+const QUERIES = [
+  { id: 'q1', text: 'what is the capital of france', answers: ['Paris'] },
+  { id: 'q2', text: 'capital city of germany', answers: ['Berlin'] },
+  { id: 'q3', text: 'which city is the capital of italy', answers: ['Rome'] },
+  { id: 'q4', text: 'capital of spain', answers: ['Madrid'] },
+];
+
+describe('RCL over HTTP', () => {
+  const tmp = tmpDir();
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  const open = async () => {
+    const config = testConfig(tmp.dir);
+    app = await buildApp(config, { retrieverFactory: createRetrieverFactory(config) });
+  };
+  const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
+
+  beforeAll(async () => {
+    await open();
+    expect((await post('/documents', { documents: DOCS })).statusCode).toBe(200);
+  }, 120_000);
+  afterAll(async () => {
+    await app.close();
+    tmp.cleanup();
+  });
+
+  it('registers offline pools with the contains environment and reports queries it must drop', async () => {
+    const r = await post('/rcl/offline', { queries: [...QUERIES, { id: 'q5', text: 'how many keys on a piano', answers: ['zzz-not-there'] }], environment: 'contains' });
+    expect(r.statusCode).toBe(200);
+    const body = r.json();
+    expect(body.registered).toBe(4);
+    expect(body.dropped).toEqual([{ queryId: 'q5', reason: 'no-positive' }]);
+  });
+
+  it('runs a step: a new version serves at once, the lineage records it, the index is untouched', async () => {
+    const fpBefore = indexFingerprint(app.engine.store.collectionDbs('default'));
+    const r = await post('/rcl/step', { queries: QUERIES.map((q) => ({ id: q.id })), environment: 'contains' });
+    expect(r.statusCode).toBe(200);
+    const step = r.json();
+    expect(step.version).toBe(1);
+    expect(Number.isFinite(step.loss)).toBe(true);
+    expect(step.lossParts).toHaveProperty('ee');
+    expect(step.triples).toBe(4);
+    expect(step.positives).toBeGreaterThanOrEqual(1);
+    const s = (await post('/search', { query: 'capital of france', k: 3 })).json();
+    expect(s.retrieverVersion).toBe(1);
+    const ret = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    expect(ret.current).toMatchObject({ version: 1, parent: 0, origin: 'rcl-step' });
+    expect(ret.versions.map((v: { version: number }) => v.version)).toEqual([0, 1]);
+    expect(indexFingerprint(app.engine.store.collectionDbs('default'))).toEqual(fpBefore);
+    const status = (await app.inject({ method: 'GET', url: '/rcl/status' })).json();
+    expect(status.steps).toBe(1);
+  });
+
+  it('trains from client-posted scores on a rollout', async () => {
+    await post('/rcl/offline', {
+      queries: [{ id: 'c1', text: 'river through paris' }],
+      scores: [
+        { queryId: 'c1', docId: 'p5', score: 0.9, label: 1 },
+        { queryId: 'c1', docId: 'p6', score: 0.01, label: 0 },
+      ],
+    });
+    const ro = await post('/rcl/rollouts', { queries: [{ id: 'c1' }] });
+    expect(ro.statusCode).toBe(200);
+    const rollout = ro.json();
+    expect(rollout.queries[0].candidates.length).toBeGreaterThan(0);
+    const scores = rollout.queries[0].candidates.map((c: { docId: string }) => ({ queryId: 'c1', docId: c.docId, score: c.docId === 'p5' ? 0.95 : 0.001 }));
+    const r = await post('/rcl/step', { queries: [{ id: 'c1' }], rollout: rollout.rollout, scores });
+    expect(r.statusCode).toBe(200);
+    expect(r.json()).toMatchObject({ version: 2, triples: 1 });
+  });
+
+  it('rolls back to any version and resumes training after a restart from the checkpoint', async () => {
+    const rb = await post('/retriever/rollback', { version: 1 });
+    expect(rb.statusCode).toBe(200);
+    expect((await post('/search', { query: 'capital of italy', k: 2 })).json().retrieverVersion).toBe(1);
+    await post('/retriever/rollback', { version: 2 });
+    await app.close();
+    await open();
+    const ret = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    expect(ret.current.version).toBe(2);
+    const step = (await post('/rcl/step', { queries: [{ id: 'q1' }, { id: 'q2' }], environment: 'contains' })).json();
+    expect(step.version).toBe(3);
+    const v3 = (await app.inject({ method: 'GET', url: '/retriever' })).json().current;
+    expect(v3.parent).toBe(2);
+    // The optimizer continued from version 2's checkpoint (3 steps so far), not from scratch.
+    expect(v3.info.optimizerStep).toBe(3);
+  });
+
+  it('answers bad training input with stable codes', async () => {
+    expect((await post('/rcl/step', { queries: [{ id: 'nobody' }], environment: 'contains' })).json().code).toBe('RCL_NO_POOLS');
+    expect((await post('/rcl/step', { queries: [{ id: 'q1' }], environment: 'gpt-x' })).json().code).toBe('RCL_ENVIRONMENT_UNSUPPORTED');
+    expect((await post('/rcl/step', { queries: [{ id: 'q1' }], rollout: 'missing' })).statusCode).toBe(404);
+    expect((await post('/retriever/rollback', { version: 99 })).json().code).toBe('RETRIEVER_VERSION_NOT_FOUND');
+    expect((await post('/rcl/step', { queries: [] })).statusCode).toBe(400);
+  });
+});
