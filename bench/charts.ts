@@ -114,6 +114,7 @@ interface Series {
   name: string;
   points: Array<[number, number]>;
   dash?: boolean;
+  color?: string;
 }
 
 /** Lines with markers. */
@@ -126,14 +127,14 @@ export function lineChart(opts: { title: string; x: Omit<Axis, 'min' | 'max'>; y
   const sy = scale(y, H - M.bottom, M.top);
   const body = opts.series
     .map((s, i) => {
-      const color = PALETTE[i % PALETTE.length];
+      const color = s.color ?? PALETTE[i % PALETTE.length];
       const pts = s.points.filter(([a, b]) => Number.isFinite(a) && Number.isFinite(b) && (!x.log || a > 0) && (!y.log || b > 0));
       const path = pts.map(([a, b], j) => `${j ? 'L' : 'M'}${sx(a).toFixed(1)},${sy(b).toFixed(1)}`).join(' ');
       const marks = pts.length <= 40 ? pts.map(([a, b]) => `<circle cx="${sx(a).toFixed(1)}" cy="${sy(b).toFixed(1)}" r="3.5" fill="${color}"><title>${esc(`${s.name}: ${fmt(a)}, ${fmt(b)}`)}</title></circle>`).join('') : '';
       return `<path d="${path}" fill="none" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ''}/>${marks}`;
     })
     .join('\n');
-  return frame(opts.title, x, y, body, opts.series.map((s, i) => ({ name: s.name, color: PALETTE[i % PALETTE.length], dash: s.dash })), opts.note);
+  return frame(opts.title, x, y, body, opts.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length], dash: s.dash })), opts.note);
 }
 
 /** Labelled points. */
@@ -209,11 +210,12 @@ function scaleCharts(): void {
   if (!r) return;
   const rows: Array<Record<string, any>> = r.json.sizes ?? [];
   const series: Series[] = [];
-  for (const mode of ['lexical', 'beta', 'late']) {
-    if (!rows.some((row) => row[mode]?.available)) continue;
-    series.push({ name: `${mode} p50`, points: rows.filter((row) => row[mode]?.available).map((row) => [row.docs, row[mode].p50_ms]) });
-    series.push({ name: `${mode} p99`, points: rows.filter((row) => row[mode]?.available).map((row) => [row.docs, row[mode].p99_ms]), dash: true });
-  }
+  ['lexical', 'beta', 'late'].forEach((mode, i) => {
+    if (!rows.some((row) => row[mode]?.available)) return;
+    const color = PALETTE[i];
+    series.push({ name: `${mode} p50`, color, points: rows.filter((row) => row[mode]?.available).map((row) => [row.docs, row[mode].p50_ms]) });
+    series.push({ name: `${mode} p99`, color, points: rows.filter((row) => row[mode]?.available).map((row) => [row.docs, row[mode].p99_ms]), dash: true });
+  });
   write('scale-latency.svg', lineChart({ title: 'r3serve /search latency vs corpus size', x: { label: 'passages', log: true }, y: { label: 'latency, ms', log: true }, series, note: noteOf(r.json) }));
   write(
     'scale-ingest-memory.svg',
@@ -246,8 +248,11 @@ function peersChart(): void {
 function httpChart(): void {
   const r = latest('http');
   if (!r) return;
-  const bars = (r.json.scenarios as Array<Record<string, any>>).filter((s) => s.available).map((s) => ({ name: `${s.system} ${s.scenario}`, value: s.rps }));
-  write('http-throughput.svg', barChart({ title: `HTTP requests/s, ${r.json.connections} connections, ${r.json.data}`, label: 'requests/s (autocannon)', bars, note: noteOf(r.json) }));
+  const rows = (r.json.scenarios as Array<Record<string, any>>).filter((s) => s.available);
+  const bars = rows.filter((s) => s.scenario.startsWith('search')).map((s) => ({ name: `${s.system} ${s.scenario.replace(/^search-?/, '') || 'search'}`, value: s.rps }));
+  const ingest = rows.find((s) => s.scenario === 'documents-ingest');
+  const note = `${noteOf(r.json)}${ingest ? ` · ingest ${ingest.docs_per_s} docs/s` : ''}`;
+  write('http-throughput.svg', barChart({ title: `/search requests/s over HTTP, ${r.json.connections} connections, ${r.json.data}`, label: 'requests/s (autocannon); peers behind a thin fastify wrapper', bars, note }));
 }
 
 /** Every array of objects with a numeric `step` (or `epoch`), anywhere in the document. */

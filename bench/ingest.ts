@@ -5,13 +5,12 @@
  *
  *   npx tsx bench/ingest.ts --data <folder> [--batch 1000] [--concurrency 2] [--workers N] [--repeat 1]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readCorpus, type CorpusDoc } from './lib/dataset.ts';
 import { parseFlags } from './lib/harness.ts';
+import { startServer } from './lib/server.ts';
 import { percentile } from './lib/metrics.ts';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -23,28 +22,11 @@ const batchSize = Number(flags.batch ?? 1000);
 const concurrency = Number(flags.concurrency ?? 2);
 const repeat = Number(flags.repeat ?? 1);
 
-const port = await new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const p = (s.address() as { port: number }).port;
-    s.close(() => resolve(p));
-  });
-});
-const base = `http://127.0.0.1:${port}`;
 const dataDir = mkdtempSync(join(tmpdir(), 'r3ingest-'));
-const args = ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'];
-if (flags.workers) args.push('--workers', flags.workers);
-const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+const server = await startServer(dataDir, { args: flags.workers ? ['--workers', flags.workers] : [] });
+const base = server.base;
 
 try {
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/ready`)).ok) break;
-    } catch {
-      // starting
-    }
-    if (i > 6000) throw new Error('server not ready');
-    await new Promise((r) => setTimeout(r, 20));
-  }
   const docs: CorpusDoc[] = [];
   for await (const d of readCorpus(flags.data)) docs.push(d);
   const bodies: string[] = [];
@@ -97,8 +79,7 @@ try {
     }),
   );
 } finally {
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await server.kill('SIGTERM');
   rmSync(dataDir, { recursive: true, force: true });
 }
 

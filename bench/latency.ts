@@ -5,15 +5,15 @@
  *
  *   npx tsx bench/latency.ts --data <folder> [--queries N] [--compare] [--startup]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isNativeEnabled } from '../src/kernels/index.ts';
 import { readQueries } from './lib/dataset.ts';
 import { ingestCorpus, openHarness, parseFlags } from './lib/harness.ts';
 import { percentile } from './lib/metrics.ts';
+import { startServer } from './lib/server.ts';
 
 const flags = parseFlags(process.argv.slice(2));
 if (!flags.data) {
@@ -21,35 +21,11 @@ if (!flags.data) {
   process.exit(2);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 /** Spawns the server on `dataDir` and times process start → `GET /ready` 200. */
 async function warmStart(dataDir: string): Promise<number> {
-  const port = await freePort();
-  const t0 = performance.now();
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], { stdio: 'ignore' });
-  try {
-    for (;;) {
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/ready`);
-        if (r.status === 200) return performance.now() - t0;
-      } catch {
-        // not listening yet
-      }
-      if (performance.now() - t0 > 120_000) throw new Error('server did not become ready in 120 s');
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-  }
+  const server = await startServer(dataDir, { args: [] });
+  await server.kill('SIGTERM');
+  return server.readyMs;
 }
 
 if (flags.compare) {

@@ -5,13 +5,12 @@
  *
  *   npx tsx bench/rcl-load.ts --data <folder> [--seconds 30] [--batch 32]
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readQrels, readQueries, resolveDataFile } from './lib/dataset.ts';
 import { parseFlags } from './lib/harness.ts';
+import { startServer } from './lib/server.ts';
 import { percentile } from './lib/metrics.ts';
 
 const flags = parseFlags(process.argv.slice(2));
@@ -22,33 +21,16 @@ if (!flags.data) {
 const seconds = Number(flags.seconds ?? 30);
 const batch = Number(flags.batch ?? 32);
 
-const port = await new Promise<number>((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const p = (s.address() as { port: number }).port;
-    s.close(() => resolve(p));
-  });
-});
-const base = `http://127.0.0.1:${port}`;
 const dataDir = mkdtempSync(join(tmpdir(), 'r3load-'));
-const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'inherit', 'inherit'] });
+const server = await startServer(dataDir, { args: [] });
 
 async function call(path: string, body?: unknown, type = 'application/json'): Promise<any> {
-  const r = await fetch(base + path, body === undefined ? {} : { method: 'POST', headers: { 'content-type': type }, body: typeof body === 'string' ? body : JSON.stringify(body) });
-  const text = await r.text();
-  if (!r.ok) throw new Error(`${path}: ${r.status} ${text.slice(0, 300)}`);
-  return text ? JSON.parse(text) : undefined;
+  const r = await server.call(path, body, type);
+  if (r.status >= 400) throw new Error(`${path}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+  return r.body;
 }
 
 try {
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(`${base}/ready`)).ok) break;
-    } catch {
-      // starting
-    }
-    if (i > 6000) throw new Error('server not ready');
-    await new Promise((r) => setTimeout(r, 20));
-  }
   const corpus = await resolveDataFile(flags.data, 'corpus.jsonl');
   if (corpus.gzip) throw new Error('gzipped corpora: load them with bench/eval.ts');
   await call('/documents', readFileSync(corpus.path, 'utf8'), 'application/x-ndjson');
@@ -120,8 +102,7 @@ try {
     step_ms_mean: r3(stepMs / Math.max(1, steps)),
   }));
 } finally {
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  await server.kill('SIGTERM');
   rmSync(dataDir, { recursive: true, force: true });
 }
 

@@ -140,6 +140,10 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       let lastLog = t0;
       let sent = have;
+      // Load average while this segment ingests (this bench itself adds about 2: main thread + analysis worker).
+      const loads: number[] = [];
+      const sampler = setInterval(() => loads.push(loadavg()[0]), 5_000);
+      sampler.unref();
       const send = (documents: CorpusDoc[]) => {
         const p = app.inject({ method: 'POST', url: '/documents', payload: { documents } }).then((r) => {
           if (r.statusCode !== 200) throw new Error(`ingest failed: ${r.statusCode} ${r.body.slice(0, 300)}`);
@@ -165,6 +169,7 @@ async function main(): Promise<void> {
       }
       if (batch.length) send(batch);
       await Promise.all(inFlight);
+      clearInterval(sampler);
       const ingestS = (performance.now() - t0) / 1000;
       totalIngestS += ingestS;
       const segment = size - have;
@@ -232,6 +237,8 @@ async function main(): Promise<void> {
         heap_mib: round(mem.heapUsed / MiB, 1),
         external_mib: round(mem.external / MiB, 1),
         vocabulary: collection.index.vocabularySize,
+        loadavg_ingest_mean: loads.length ? round(loads.reduce((a, b) => a + b, 0) / loads.length, 2) : round(loadavg()[0], 2),
+        loadavg_ingest_max: loads.length ? round(Math.max(...loads), 2) : round(loadavg()[0], 2),
         loadavg: round(loadavg()[0], 2),
         ...latency,
       };

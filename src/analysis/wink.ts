@@ -78,13 +78,27 @@ interface SurfaceFacts {
   stop: boolean;
 }
 
-/** Creates the analyzer. Each call loads its own wink pipeline (safe in worker threads). */
+/**
+ * One wink pipeline per thread. Loading is costly and not repeatable: the model package grows a
+ * module-level string at every load, so the 20th load in one thread takes seconds and the 21st
+ * throws. Analyzers (one per collection and option set) share this pipeline; its tokenisation is
+ * deterministic (see patchWrapper), so sharing changes no output.
+ */
+let pipeline: { nlp: any; stemmer: (w: string) => string } | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+function sharedPipeline(): { nlp: any; stemmer: (w: string) => string } { // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (!pipeline) {
+    const { winkNLP, model } = loadWink();
+    // An empty pipe: tokenisation only, no sentence/POS/NER work (several times faster).
+    pipeline = { nlp: winkNLP(model, []), stemmer: (model as unknown as { addons: { stem(w: string): string } }).addons.stem };
+  }
+  return pipeline;
+}
+
+/** Creates the analyzer; every analyzer of a thread shares one wink pipeline. */
 export function createWinkAnalyzer(options: WinkOptions): Analyzer {
-  const { winkNLP, model } = loadWink();
-  // An empty pipe: tokenisation only, no sentence/POS/NER work (several times faster).
-  const nlp = winkNLP(model, []);
+  const { nlp, stemmer } = sharedPipeline();
   const its = nlp.its;
-  const stemmer = (model as unknown as { addons: { stem(w: string): string } }).addons.stem;
   const memo = new Map<string, SurfaceFacts>();
 
   // Facts depend on the normal form alone, never on wink's token type: wink's lexicon cache

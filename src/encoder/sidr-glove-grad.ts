@@ -3,6 +3,7 @@
  * Computes in float64 from θ's float32 values; the query support selection is reused from
  * `encodeQuery` and treated as fixed. Does not update θ: the optimizer consumes the gradient.
  */
+import { kernels } from '../kernels/index.ts';
 import type { TermId } from '../types.ts';
 import {
   DEFAULT_EXPANSION_SCALE,
@@ -361,18 +362,29 @@ function forwardDocs(
       else docsOfSlot.set(slot, [j]);
     }
   });
-  const best = new Float64Array(docs.length * Sn).fill(-Infinity);
-  const row = new Float64Array(Sn);
+  // Arg-max routes from one float32 matrix product (kernels.matmulABt: every batch term against
+  // every support term); the winning cosines are then recomputed in float64 so that the loss and
+  // its gradient stay exact.
+  const nSlots = f.slotTerm.length;
+  const H32 = Float32Array.from(f.H);
+  const U32 = Float32Array.from(f.UnS);
+  const cos32 = new Float32Array(nSlots * Sn);
+  if (nSlots > 0 && Sn > 0) kernels.matmulABt(H32, U32, nSlots, Sn, D, cos32);
+  const best32 = new Float32Array(docs.length * Sn).fill(-Infinity);
   for (const [slot, js] of docsOfSlot) {
-    for (let sk = 0; sk < Sn; sk++) row[sk] = f.simS[sk] ? dot(f.UnS, sk * D, f.H, slot * D, D) : -Infinity;
+    const r = slot * Sn;
     for (const j of js) {
       for (let sk = 0, o = j * Sn; sk < Sn; sk++, o++) {
-        if (row[sk] > best[o]) {
-          best[o] = row[sk];
+        if (f.simS[sk] && cos32[r + sk] > best32[o]) {
+          best32[o] = cos32[r + sk];
           f.route[o] = slot;
         }
       }
     }
+  }
+  const best = new Float64Array(docs.length * Sn);
+  for (let o = 0; o < docs.length * Sn; o++) {
+    if (f.route[o] >= 0 && !f.exact[o]) best[o] = dot(f.UnS, (o % Sn) * D, f.H, f.route[o] * D, D);
   }
   for (let o = 0; o < docs.length * Sn; o++) {
     const wv = theta.w[f.S[o % Sn]];

@@ -142,8 +142,8 @@ export class RclService {
   }
 
   /** Ranked external ids under the current θ (late mode). */
-  private retrieve(c: Collection, text: string, depth: number): string[] {
-    const r = c.searcher.search({ query: text, k: depth, m: Math.max(depth, ONLINE_DEPTH), mode: c.searcher.retriever ? 'late' : 'lexical', includeDocuments: false });
+  private async retrieve(c: Collection, text: string, depth: number): Promise<string[]> {
+    const r = await c.searcher.searchAsync({ query: text, k: depth, m: Math.max(depth, ONLINE_DEPTH), mode: c.searcher.retriever ? 'late' : 'lexical', includeDocuments: false });
     return r.hits.map((h) => h.id);
   }
 
@@ -197,7 +197,7 @@ export class RclService {
         const env = this.environment(envName);
         for (const q of req.queries) {
           if (!q.text || !q.answers?.length) throw createError('RCL_INPUT_INVALID', { reason: `query "${q.id}" needs text and answers to be scored` });
-          const ids = this.retrieve(c, q.text, req.depth ?? OFFLINE_DEPTH);
+          const ids = await this.retrieve(c, q.text, req.depth ?? OFFLINE_DEPTH);
           const { scores, newly } = await this.scoreDocs(c, st, env, { id: q.id, text: q.text, answers: q.answers, choices: q.choices }, ids, true);
           scored += newly;
           const byAnswer = new Map<string, AnswerPool['docs'][number][]>();
@@ -247,11 +247,12 @@ export class RclService {
       const records = req.queries ? req.queries.flatMap((id) => st.query(envName, id) ?? []) : st.queries(envName);
       if (records.length === 0) throw createError('RCL_NO_POOLS', { ids: (req.queries ?? []).join(', ') || `(none registered for ${envName})` });
       const grid = req.grid ?? GAMMA_GRID;
-      const runs = records.map((rec) => {
-        const r = c.searcher.search({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false });
+      const runs: Array<Array<{ beta: number; theta: number; positive: boolean }>> = [];
+      for (const rec of records) {
+        const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false });
         const positives = new Set(rec.thresholds.positives);
-        return r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) }));
-      });
+        runs.push(r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) })));
+      }
       const mrrAt = (gamma: number) => {
         let sum = 0;
         for (const hits of runs) {
@@ -273,16 +274,17 @@ export class RclService {
   }
 
   /** On-policy candidates under the current θ, for trainers that score with their own LLM. */
-  createRollout(collection: string, queries: QueryInput[], k = ONLINE_DEPTH): Rollout {
+  async createRollout(collection: string, queries: QueryInput[], k = ONLINE_DEPTH): Promise<Rollout> {
     const c = this.collections.get(collection);
     const retriever = this.trainable(c);
     const version = retriever.pin().version;
     const st = this.state(collection);
-    const out = queries.map((q) => {
+    const out: Array<{ id: string; text: string; docs: string[] }> = [];
+    for (const q of queries) {
       const text = q.text ?? st.query(CLIENT_ENVIRONMENT, q.id)?.text;
       if (!text) throw createError('RCL_INPUT_INVALID', { reason: `query "${q.id}" has no text and is not registered` });
-      return { id: q.id, text, docs: this.retrieve(c, text, k) };
-    });
+      out.push({ id: q.id, text, docs: await this.retrieve(c, text, k) });
+    }
     return this.rollouts.create(collection, version, out);
   }
 
@@ -322,7 +324,7 @@ export class RclService {
           continue;
         }
         const text = q.text ?? rec.text;
-        const ranked = rollout ? rollout.queries.get(q.id)?.docs : this.retrieve(c, text, ONLINE_DEPTH);
+        const ranked = rollout ? rollout.queries.get(q.id)?.docs : await this.retrieve(c, text, ONLINE_DEPTH);
         if (!ranked) {
           skipped.push({ queryId: q.id, reason: `not in rollout ${req.rollout}` });
           continue;

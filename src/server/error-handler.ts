@@ -43,6 +43,13 @@ export function frameworkErrorHandler(error: FastifyError, request: FastifyReque
 /** Longest decoded path parameter (fastify `maxParamLength`, default 100): ids hold up to 512 characters. */
 export const MAX_PARAM_LENGTH = 1024;
 
+/** A validation failure that concerns only a collection name (route param, body or query field). */
+function isCollectionNameError(fe: FastifyError, url: string): boolean {
+  const v = fe.validation ?? [];
+  if (v.length === 0) return false;
+  return v.every((e) => e.instancePath === '/collection' || (fe.validationContext === 'params' && e.instancePath === '/name' && url.startsWith('/collections/')));
+}
+
 export function registerErrorHandler(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
     if (error instanceof AppError) {
@@ -53,6 +60,10 @@ export function registerErrorHandler(app: FastifyInstance): void {
       return send(reply, request, error.status, error.code, error.message, extra);
     }
     const fe = error as FastifyError;
+    if (fe.validation && isCollectionNameError(fe, request.url)) {
+      const e = createError('COLLECTION_NAME_INVALID', { name: (request.params as { name?: string })?.name ?? (request.body as { collection?: string })?.collection ?? (request.query as { collection?: string })?.collection ?? '' });
+      return send(reply, request, e.status, e.code, e.message, { detail: e.message });
+    }
     if (fe.validation) {
       return send(reply, request, 400, 'BODY_INVALID', 'The request is invalid', {
         detail: fe.message,

@@ -38,3 +38,12 @@ describe('wink analyzer', () => {
     expect(used.analyze(text).map((t) => t.term)).toEqual(fresh);
   });
 });
+
+describe('wink pipeline sharing', () => {
+  it('creates many analyzers in one thread quickly (one pipeline per thread)', () => {
+    const t0 = performance.now();
+    const analyzers = Array.from({ length: 40 }, (_, i) => createWinkAnalyzer({ stem: i % 2 === 0 }));
+    for (const a of analyzers) expect(a.analyze('Cats are running').length).toBe(3);
+    expect(performance.now() - t0).toBeLessThan(10_000);
+  });
+});

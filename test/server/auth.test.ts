@@ -4,6 +4,8 @@
  * the open mode, and the listen guard of `main.ts`.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertSafeListen, isLoopbackHost, requiredScope, type Scope } from '../../src/server/plugins/auth.ts';
@@ -163,6 +165,7 @@ describe('with API keys', () => {
       }
     }
     expect(await state()).toBe(before);
+    expect(existsSync(join(t.dir, 'snapshots'))).toBe(false);
   });
 
   it('answers 403 AUTH_FORBIDDEN to keys without the scope, and nothing is read or changed', async () => {
@@ -177,8 +180,9 @@ describe('with API keys', () => {
       }
     }
     expect(await state()).toBe(before);
-    const snaps = await app.inject({ method: 'GET', url: '/documents/n1', headers: auth(KEYS.admin) });
-    expectProblem(snaps, 404, 'DOCUMENT_NOT_FOUND');
+    const streamed = await app.inject({ method: 'GET', url: '/documents/n1', headers: auth(KEYS.admin) });
+    expectProblem(streamed, 404, 'DOCUMENT_NOT_FOUND');
+    expect(existsSync(join(t.dir, 'snapshots'))).toBe(false);
   });
 
   it('lets the right scope through (search, train; write last since it changes data)', async () => {

@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LateRetriever } from '../../src/search/searcher.ts';
-import { MAX_SERIES_PER_METRIC, MetricsRegistry } from '../../src/server/plugins/metrics.ts';
+import { MAX_SERIES_PER_METRIC, MetricsRegistry, recordRclStep } from '../../src/server/plugins/metrics.ts';
 import { buildTestApp, makeCorpus, type TestApp } from '../helpers/index.ts';
 
 /** Parses the text format into `name{labels}` → value (comments skipped). */
@@ -51,6 +51,20 @@ describe('MetricsRegistry', () => {
     const text = reg.render();
     expect(text).toContain('bad_name_1{weird_label="a\\"b\\\\c\\nd"} 1\n');
     expect(text).not.toContain('h_seconds');
+  });
+
+  it('turns an RCL step answer into counters and a loss gauge', () => {
+    const reg = new MetricsRegistry();
+    const answer = { version: 3, loss: 0.42, positives: 5, negatives: 7, excluded: 1, fallbacks: 0, newlyScored: 12 };
+    recordRclStep(reg, { body: { collection: 'books' } }, JSON.stringify(answer));
+    recordRclStep(reg, { body: { collection: 'books' } }, JSON.stringify({ ...answer, loss: 0.4 }));
+    recordRclStep(reg, { body: {} }, 'not json');
+    const m = parse(reg.render());
+    expect(m.get('r3serve_rcl_steps_total{collection="books"}')).toBe(2);
+    expect(m.get('r3serve_rcl_positives_total{collection="books"}')).toBe(10);
+    expect(m.get('r3serve_rcl_newly_scored_total{collection="books"}')).toBe(24);
+    expect(m.get('r3serve_rcl_loss{collection="books"}')).toBe(0.4);
+    expect(m.has('r3serve_rcl_steps_total{collection="default"}')).toBe(false);
   });
 
   it('caps the series of one metric and counts what it drops', () => {

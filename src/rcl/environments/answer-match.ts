@@ -53,9 +53,20 @@ export function hasAnswer(text: string, answers: readonly string[]): boolean {
  * passage is checked against answer entries one at a time (one label per entry).
  */
 export function createAnswerMatcher(text: string): (answer: string) => boolean {
-  const tokens = dprTokens(text);
-  return (answer) => containsRun(tokens, dprTokens(answer));
+  let tokens = tokenCache.get(text);
+  if (tokens === undefined) {
+    tokens = dprTokens(text);
+    // Training scores the same passages for many queries: tokenize each once (bounded memo).
+    if (tokenCache.size >= TOKEN_CACHE_MAX) tokenCache.delete(tokenCache.keys().next().value!);
+    tokenCache.set(text, tokens);
+  }
+  const t = tokens;
+  return (answer) => containsRun(t, dprTokens(answer));
 }
+
+/** Passages whose DPR tokens are memoised (oldest evicted first). */
+const TOKEN_CACHE_MAX = 20_000;
+const tokenCache = new Map<string, string[]>();
 
 /** Python's `string.punctuation`: the 32 ASCII punctuation characters. */
 const ASCII_PUNCTUATION = /[!"#$%&'()*+,\-./:;<=>?@[\\\]^_`{|}~]/g;

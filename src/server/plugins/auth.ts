@@ -169,7 +169,11 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
       throw createError('AUTH_INVALID');
     }
     request.apiKeyId = key.id;
-    if (need !== 'any' && !grants(key.scopes, need)) throw createError('AUTH_FORBIDDEN', { scope: need }, { details: { scope: need } });
+    request.log.debug({ apiKey: key.id, need }, 'authenticated');
+    if (need !== 'any' && !grants(key.scopes, need)) {
+      void reply.header('www-authenticate', `Bearer realm="r3serve", error="insufficient_scope", scope="${need}"`);
+      throw createError('AUTH_FORBIDDEN', { scope: need }, { details: { scope: need } });
+    }
     const wait = takeToken(key, now());
     if (wait > 0) throw createError('RATE_LIMITED', { retryAfter: wait }, { details: { retryAfter: wait, limit: 'rate', ratePerSecond: key.rate } });
     if (key.concurrency > 0) {
@@ -177,12 +181,8 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
         throw createError('RATE_LIMITED', { retryAfter: 1 }, { details: { retryAfter: 1, limit: 'concurrency', concurrency: key.concurrency } });
       }
       key.inFlight++;
-      // 'close' follows 'finish' and also fires when the client goes away first: release once.
-      let released = false;
-      reply.raw.once('close', () => {
-        if (!released) key.inFlight--;
-        released = true;
-      });
+      // 'close' comes once, after 'finish' or when the client goes away first.
+      reply.raw.once('close', () => key.inFlight--);
     }
   });
 }

@@ -192,6 +192,26 @@ function searchMode(app: FastifyInstance, request: FastifyRequest): string {
   return c?.searcher.retriever ? 'late' : 'lexical';
 }
 
+/** Counters of one successful RCL step, read from its JSON answer (exported for tests). */
+export function recordRclStep(reg: MetricsRegistry, request: Pick<FastifyRequest, 'body'>, payload: string): void {
+  let r: Record<string, unknown>;
+  try {
+    r = JSON.parse(payload) as Record<string, unknown>;
+  } catch {
+    return;
+  }
+  const body = request.body as { collection?: unknown } | undefined;
+  const labels = { collection: typeof body?.collection === 'string' ? body.collection : 'default' };
+  const n = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+  reg.inc('r3serve_rcl_steps_total', labels);
+  reg.inc('r3serve_rcl_positives_total', labels, n(r.positives));
+  reg.inc('r3serve_rcl_negatives_total', labels, n(r.negatives));
+  reg.inc('r3serve_rcl_excluded_total', labels, n(r.excluded));
+  reg.inc('r3serve_rcl_fallbacks_total', labels, n(r.fallbacks));
+  reg.inc('r3serve_rcl_newly_scored_total', labels, n(r.newlyScored));
+  if (typeof r.loss === 'number') reg.set('r3serve_rcl_loss', labels, r.loss);
+}
+
 function declare(reg: MetricsRegistry): void {
   reg.describe('r3serve_http_requests_total', 'counter', 'HTTP requests answered, by route pattern, method and status.');
   reg.describe('r3serve_http_request_duration_seconds', 'histogram', 'HTTP request latency by route pattern and method.');
@@ -207,6 +227,13 @@ function declare(reg: MetricsRegistry): void {
   reg.describe('process_cpu_seconds_total', 'counter', 'User and system CPU time spent, in seconds.');
   reg.describe('nodejs_eventloop_delay_seconds', 'gauge', 'Event-loop delay since the previous scrape (perf_hooks monitorEventLoopDelay), by quantile.');
   reg.describe('nodejs_eventloop_delay_max_seconds', 'gauge', 'Largest event-loop delay since the previous scrape.');
+  reg.describe('r3serve_rcl_steps_total', 'counter', 'Published RCL steps (POST /rcl/step answered 200).');
+  reg.describe('r3serve_rcl_positives_total', 'counter', 'Positive documents used by RCL steps.');
+  reg.describe('r3serve_rcl_negatives_total', 'counter', 'Negative documents used by RCL steps.');
+  reg.describe('r3serve_rcl_excluded_total', 'counter', 'Documents excluded from RCL steps by the thresholds.');
+  reg.describe('r3serve_rcl_fallbacks_total', 'counter', 'RCL queries that fell back to offline pools.');
+  reg.describe('r3serve_rcl_newly_scored_total', 'counter', 'Documents scored by an environment for the first time.');
+  reg.describe('r3serve_rcl_loss', 'gauge', 'Loss of the latest RCL step.');
   reg.describe('r3serve_metrics_dropped_series_total', 'counter', `Label sets dropped because a metric already had ${MAX_SERIES_PER_METRIC} series.`);
 }
 
@@ -235,6 +262,12 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
     reg.inc('r3serve_http_requests_total', { route, method: request.method, status: reply.statusCode });
     reg.observe('r3serve_http_request_duration_seconds', { route, method: request.method }, seconds);
     if (route === '/search' && reply.statusCode < 300) reg.observe('r3serve_search_duration_seconds', { mode: searchMode(app, request) }, seconds);
+  });
+
+  // RCL counters from each `POST /rcl/step` answer (the route stays unaware of metrics).
+  app.addHook('onSend', async (request, reply, payload) => {
+    if (request.routeOptions.url === '/rcl/step' && reply.statusCode === 200 && typeof payload === 'string') recordRclStep(reg, request, payload);
+    return payload;
   });
 
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });

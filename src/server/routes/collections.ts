@@ -65,7 +65,12 @@ export default async function collectionRoutes(app: FastifyInstance): Promise<vo
 
   app.put<{ Params: { name: string }; Body: { analyzer?: AnalyzerInput; retriever?: { kind?: 'sidr-glove' | 'bm25' | 'onnx'; model?: string } } }>(
     '/collections/:name',
-    { schema: { params, body: createBody, response: { 200: { $ref: 'CollectionInfo#' }, 201: { $ref: 'CollectionInfo#' }, ...problemResponses } } },
+    {
+      // The options are optional: a PUT without a body creates a collection with the defaults.
+      preValidation: async (request) => {
+        if (request.body === undefined || request.body === null) request.body = {};
+      },
+      schema: { params, body: createBody, response: { 200: { $ref: 'CollectionInfo#' }, 201: { $ref: 'CollectionInfo#' }, ...problemResponses } } },
     async (request, reply) => {
       const { collection, created } = await app.engine.collections.create(request.params.name, request.body ?? {});
       return reply.code(created ? 201 : 200).send(describeCollection(collection));

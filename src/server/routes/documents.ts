@@ -2,7 +2,6 @@
  * Document routes: bulk upsert (JSON batch, or `application/x-ndjson` streamed in chunks), get,
  * delete one, delete many. A 2xx answer means every document in it is durable.
  */
-import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { createError } from '../../errors.ts';
@@ -78,7 +77,7 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
           }
           batch = [];
         };
-        for await (const text of createInterface({ input: request.body, crlfDelay: Infinity })) {
+        for await (const text of utf8Lines(request.body)) {
           line++;
           if (text.trim() === '') continue;
           let doc: DocumentInput;
@@ -147,6 +146,33 @@ export default async function documentRoutes(app: FastifyInstance): Promise<void
     },
   );
 
+}
+
+/**
+ * Lines of a UTF-8 stream, decoded strictly: invalid bytes end the load with BODY_NOT_UTF8
+ * (what the JSON parser does for JSON bodies), never a silent U+FFFD. Chunks committed before
+ * stay acknowledged.
+ */
+async function* utf8Lines(stream: Readable): AsyncGenerator<string> {
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  let pending = '';
+  const decode = (chunk?: Uint8Array) => {
+    try {
+      return chunk ? decoder.decode(chunk, { stream: true }) : decoder.decode();
+    } catch {
+      throw createError('BODY_NOT_UTF8');
+    }
+  };
+  for await (const chunk of stream) {
+    pending += decode(chunk as Uint8Array);
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      yield pending.slice(0, nl).replace(/\r$/, '');
+      pending = pending.slice(nl + 1);
+    }
+  }
+  pending += decode();
+  if (pending.length > 0) yield pending.replace(/\r$/, '');
 }
 
 function isStream(body: unknown): body is Readable {

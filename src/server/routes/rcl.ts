@@ -87,7 +87,7 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request) => {
       const { collection = DEFAULT_COLLECTION, queries, k, includeDocuments = true } = request.body;
-      const r = rcl.createRollout(collection, queries, k);
+      const r = await rcl.createRollout(collection, queries, k);
       const index = collections.get(collection).index;
       return {
         rollout: r.id,
