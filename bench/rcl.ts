@@ -178,7 +178,9 @@ try {
     lexical: round4(lexical),
     before: round4(evalBefore),
     after_training: evalTrained ? round4(evalTrained) : undefined,
-    calibration: calibration ? { gamma: calibration.gamma, queries: calibration.queries, mrr_before: calibration.mrrBefore, mrr_after: calibration.mrrAfter } : undefined,
+    calibration: calibration
+      ? { gamma: calibration.gamma, expansion_scale: calibration.expansionScale, queries: calibration.queries, mrr_before: calibration.mrrBefore, mrr_after: calibration.mrrAfter }
+      : undefined,
     after: round4(evalAfter),
     index_before: before,
     index_after: after,

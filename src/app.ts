@@ -33,6 +33,9 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger ?? (config.server.logLevel === 'silent' ? false : { level: config.server.logLevel }),
     bodyLimit: config.server.bodyLimitBytes,
+    // Opening a large store, or converting the GloVe backbone on a first start, can take longer
+    // than fastify's 10 s plugin default; /ready tells clients when the server is up.
+    pluginTimeout: 0,
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: frameworkErrorHandler,

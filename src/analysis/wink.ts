@@ -65,9 +65,12 @@ export interface WinkOptions {
 /** Tokens longer than this are dropped (base64 blobs, run-on strings). */
 export const MAX_TERM_CHARS = 64;
 
-/** Token types that are never terms (words and numbers are kept). */
-const DROPPED_TYPES = new Set(['punctuation', 'symbol', 'url', 'email', 'emoji', 'emoticon', 'mention', 'hashtag', 'tabCRLF', 'spaces']);
+/**
+ * Terms are words and numbers: a normal form must start with a letter or digit (this drops
+ * punctuation, symbols, emoji, mentions and hashtags) and must not be a URL or an e-mail address.
+ */
 const STARTS_ALNUM = /^[\p{L}\p{N}]/u;
+const URL_OR_EMAIL = /:\/\/|^www\.|@/;
 const HAS_DIGIT = /\p{N}/u;
 /** Bound on the per-analyzer memo of normal forms (memory guard for huge vocabularies). */
 const MEMO_MAX_ENTRIES = 1_000_000;
@@ -76,6 +79,8 @@ const MEMO_MAX_ENTRIES = 1_000_000;
 interface SurfaceFacts {
   term: string;
   stop: boolean;
+  /** Whether the token is a term at all. */
+  keep: boolean;
 }
 
 /**
@@ -103,13 +108,11 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
 
   // Facts depend on the normal form alone, never on wink's token type: wink's lexicon cache
   // learns while it reads, so the type of a rare token (e.g. "'s") can change between documents.
-  function facts(normal: string, stop: boolean): SurfaceFacts {
-    let f = memo.get(normal);
-    if (f === undefined) {
-      const term = options.stem && !HAS_DIGIT.test(normal) ? stemmer(normal) : normal;
-      f = { term, stop };
-      if (memo.size < MEMO_MAX_ENTRIES) memo.set(normal, f);
-    }
+  function learn(normal: string, stop: boolean): SurfaceFacts {
+    const keep = normal.length > 0 && normal.length <= MAX_TERM_CHARS && STARTS_ALNUM.test(normal) && !URL_OR_EMAIL.test(normal);
+    const term = keep && options.stem && !HAS_DIGIT.test(normal) ? stemmer(normal) : normal;
+    const f = { term, stop, keep };
+    if (memo.size < MEMO_MAX_ENTRIES) memo.set(normal, f);
     return f;
   }
 
@@ -119,15 +122,17 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
     analyze(text: string): Token[] {
       const tokens = nlp.readDoc(text).tokens();
       const normals = tokens.out(its.normal) as string[];
-      const types = tokens.out(its.type) as string[];
-      const stops = tokens.out(its.stopWordFlag) as unknown as boolean[];
+      // Stop-word flags are read from wink only for documents with normal forms not seen before.
+      let stops: boolean[] | undefined;
       const out: Token[] = [];
       for (let i = 0; i < normals.length; i++) {
-        if (DROPPED_TYPES.has(types[i])) continue;
         const normal = normals[i];
-        if (normal.length === 0 || normal.length > MAX_TERM_CHARS || !STARTS_ALNUM.test(normal)) continue;
-        const f = facts(normal, stops[i] === true);
-        out.push({ term: f.term, surface: normal, stop: f.stop });
+        let f = memo.get(normal);
+        if (f === undefined) {
+          stops ??= tokens.out(its.stopWordFlag) as unknown as boolean[];
+          f = learn(normal, stops[i] === true);
+        }
+        if (f.keep) out.push({ term: f.term, surface: normal, stop: f.stop });
       }
       return out;
     },

@@ -81,15 +81,18 @@ export interface StepResult {
 export interface CalibrateResult {
   version: number;
   gamma: number;
+  expansionScale?: number;
   mrrBefore: number;
   mrrAfter: number;
   queries: number;
-  grid: Array<{ gamma: number; mrr: number }>;
+  grid: Array<{ gamma: number; expansionScale?: number; mrr: number }>;
   ms: number;
 }
 
 /** γ values tried by calibration (1,000 ≈ f_θ alone, 0 = first stage alone). */
 const GAMMA_GRID = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 1000];
+/** Expansion-weight multipliers tried by calibration (sidr-glove). */
+const EXPANSION_GRID = [0, 0.25, 0.5, 0.75, 1];
 
 export interface RclOptions {
   seed: number;
@@ -235,7 +238,7 @@ export class RclService {
    * slice of the training queries, DESIGN §3.1 "train what you serve"): the γ of the grid with
    * the best MRR@m of offline positives wins and is published as a new version.
    */
-  calibrate(collection: string, req: { queries?: string[]; environment?: string; grid?: number[] }): Promise<CalibrateResult> {
+  calibrate(collection: string, req: { queries?: string[]; environment?: string; grid?: number[]; expansionScales?: number[] }): Promise<CalibrateResult> {
     const c = this.collections.get(collection);
     const retriever = this.trainable(c);
     const calibrate = retriever.calibrate?.bind(retriever);
@@ -247,13 +250,10 @@ export class RclService {
       const records = req.queries ? req.queries.flatMap((id) => st.query(envName, id) ?? []) : st.queries(envName);
       if (records.length === 0) throw createError('RCL_NO_POOLS', { ids: (req.queries ?? []).join(', ') || `(none registered for ${envName})` });
       const grid = req.grid ?? GAMMA_GRID;
-      const runs: Array<Array<{ beta: number; theta: number; positive: boolean }>> = [];
-      for (const rec of records) {
-        const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false });
-        const positives = new Set(rec.thresholds.positives);
-        runs.push(r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) })));
-      }
-      const mrrAt = (gamma: number) => {
+      // Expansion weights change the first stage itself: each scale needs its own retrieval.
+      const scales = req.expansionScales ?? (retriever.kind === 'sidr-glove' ? EXPANSION_GRID : [undefined]);
+      const current = retriever.pin();
+      const mrrOf = (runs: Array<Array<{ beta: number; theta: number; positive: boolean }>>, gamma: number) => {
         let sum = 0;
         for (const hits of runs) {
           if (hits.length === 0) continue;
@@ -265,11 +265,25 @@ export class RclService {
         }
         return sum / runs.length;
       };
-      const scores = grid.map((gamma) => ({ gamma, mrr: mrrAt(gamma) }));
-      const before = mrrAt(retriever.pin().gamma);
+      const retrieve = async (expansionScale: number | undefined) => {
+        const runs: Array<Array<{ beta: number; theta: number; positive: boolean }>> = [];
+        for (const rec of records) {
+          const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false, settings: { expansionScale } });
+          const positives = new Set(rec.thresholds.positives);
+          runs.push(r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) })));
+        }
+        return runs;
+      };
+      const before = mrrOf(await retrieve(undefined), current.gamma);
+      const scores: Array<{ gamma: number; expansionScale?: number; mrr: number }> = [];
+      for (const expansionScale of scales) {
+        const runs = await retrieve(expansionScale);
+        for (const gamma of grid) scores.push({ gamma, expansionScale, mrr: mrrOf(runs, gamma) });
+      }
       const best = scores.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
-      const meta = await calibrate({ gamma: best.gamma }, { queries: records.length, environment: envName, mrrBefore: before, mrrAfter: best.mrr });
-      return { version: meta.version, gamma: best.gamma, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
+      const settings = best.expansionScale === undefined ? { gamma: best.gamma } : { gamma: best.gamma, expansionScale: best.expansionScale };
+      const meta = await calibrate(settings, { queries: records.length, environment: envName, mrrBefore: before, mrrAfter: best.mrr });
+      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
     });
   }
 

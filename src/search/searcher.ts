@@ -16,10 +16,18 @@ export type SearchMode = 'late' | 'beta' | 'lexical';
 /** A retriever with a parametric side (sidr-glove, onnx): supplies E_θ(q) and f_θ. */
 export interface LateRetriever {
   readonly kind: string;
-  /** Version of θ pinned for one request. */
-  pin(): PinnedRetriever;
+  /** Version of θ pinned for one request; `settings` override serving settings for it. */
+  pin(settings?: ServingSettings): PinnedRetriever;
   /** Releases workers and sessions. */
   close?(): Promise<void>;
+}
+
+/** Serving settings a request (or calibration) may override for itself. */
+export interface ServingSettings {
+  /** Multiplier on expansion weights in the query vector. */
+  expansionScale?: number;
+  /** Final-score mix γ. */
+  gamma?: number;
 }
 
 /** A value, or a promise of it when the retriever's encoder runs asynchronously (onnx). */
@@ -51,6 +59,8 @@ export interface SearchRequest {
   filter?: Record<string, unknown>;
   /** Return title/text/metadata with each hit. Default true. */
   includeDocuments?: boolean;
+  /** Per-request serving overrides (late mode). */
+  settings?: ServingSettings;
 }
 
 export interface MatchedTerm {
@@ -206,7 +216,7 @@ export class Searcher {
     let pinned: PinnedRetriever | undefined;
     if (req.mode === 'late') {
       if (!this.retriever) throw createError('MODE_UNSUPPORTED', { mode: req.mode, retriever: 'bm25' });
-      pinned = this.retriever.pin();
+      pinned = this.retriever.pin(req.settings);
     }
     const params = req.mode === 'beta' ? { k1: 0, b: 0 } : this.options.bm25;
     return { req, termIds, outside, filter, pinned, params, t0, t1, t2: t1 };

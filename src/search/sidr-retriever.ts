@@ -18,7 +18,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import type { PinnedRetriever } from './searcher.ts';
+import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
 import type { CompactState } from './sidr-train-worker.ts';
 import type { TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
@@ -230,7 +230,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         triples,
         lr,
         kExp: this.options.kExp,
-        expansionScale: this.options.expansionScale,
+        expansionScale: this.expansionScale,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
       const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }));
@@ -249,7 +249,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
       versions: this.store.list(),
       config: {
         kExp: this.options.kExp,
-        expansionScale: this.options.expansionScale,
+        expansionScale: this.expansionScale,
         gamma: this.gamma,
         learningRate: this.options.learningRate,
         vocabulary: this.theta.size,
@@ -265,11 +265,16 @@ export class SidrGloveRetriever implements TrainableRetriever {
     return this.overrides.tensors.gamma?.[0] ?? this.options.gamma;
   }
 
+  /** Expansion-weight multiplier: the version's calibrated value, else the configured one. */
+  get expansionScale(): number {
+    return this.overrides.tensors.expansionScale?.[0] ?? this.options.expansionScale;
+  }
+
   /**
    * Publishes a version that changes only serving settings (γ), e.g. fitted on held-out
    * training queries (DESIGN §3.1: train what you serve). θ's parameters are inherited.
    */
-  async calibrate(settings: { gamma: number }, info: Record<string, unknown>): Promise<VersionMeta> {
+  async calibrate(settings: { gamma: number; expansionScale?: number }, info: Record<string, unknown>): Promise<VersionMeta> {
     const run = async () => {
       const version = this.store.nextVersion();
       const record: VersionRecord = {
@@ -277,14 +282,17 @@ export class SidrGloveRetriever implements TrainableRetriever {
         parent: this.record.version,
         createdAt: new Date().toISOString(),
         origin: 'calibrate',
-        info: { ...info, gamma: settings.gamma },
-        tensors: { gamma: Float32Array.of(settings.gamma) },
+        info: { ...info, ...settings },
+        tensors: {
+          gamma: Float32Array.of(settings.gamma),
+          ...(settings.expansionScale === undefined ? {} : { expansionScale: Float32Array.of(settings.expansionScale) }),
+        },
         rows: {},
       };
       // The parent's optimizer state still applies (θ's parameters did not change): carry it over.
       const cp = this.store.checkpoint() as { version: number; state: CompactState } | undefined;
       await this.store.publish(record, { makeCurrent: true, checkpoint: cp && cp.version === record.parent ? { ...cp, version } : undefined });
-      this.overrides.tensors.gamma = record.tensors.gamma;
+      Object.assign(this.overrides.tensors, record.tensors);
       this.record = record;
       this.theta = { ...this.theta, version };
       if (this.trainer.workerVersion === record.parent) this.trainer.workerVersion = version;
@@ -301,18 +309,19 @@ export class SidrGloveRetriever implements TrainableRetriever {
     await this.trainer.close();
   }
 
-  pin(): PinnedRetriever {
+  pin(settings: ServingSettings = {}): PinnedRetriever {
     this.sync(false);
     const theta = this.theta;
     const frozen = this.frozen;
-    const opts = { kExp: this.options.kExp, expansionScale: this.options.expansionScale };
+    const opts = { kExp: this.options.kExp, expansionScale: settings.expansionScale ?? this.expansionScale };
+    const gamma = settings.gamma ?? this.gamma;
     const index = this.index;
     const glove = this.glove;
     const size = theta.size;
     const lateIdf = (v: number) => idf(index.df(v), index.liveCount);
     return {
       version: theta.version,
-      gamma: this.gamma,
+      gamma,
       encodeQuery(termIds: Uint32Array, _text?: string, outside: string[] = []): SparseVector {
         const known = termIds.filter((t) => t < size);
         const vectors = outside.flatMap((surface) => {

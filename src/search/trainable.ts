@@ -41,7 +41,7 @@ export interface TrainableRetriever extends LateRetriever {
   /** One RCL step; resolves once the new version is durable and serving. Steps never overlap. */
   train(batch: TrainTriple[], opts: TrainOptions): Promise<TrainResult>;
   /** Publishes a version with new serving settings (γ) and the same parameters. */
-  calibrate?(settings: { gamma: number }, info: Record<string, unknown>): Promise<VersionMeta>;
+  calibrate?(settings: { gamma: number; expansionScale?: number }, info: Record<string, unknown>): Promise<VersionMeta>;
   /** Makes a stored version current again (durably). */
   rollback(version: number): Promise<void>;
   /** Current version, lineage and configuration. */

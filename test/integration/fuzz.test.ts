@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jsonTooDeep, MAX_JSON_DEPTH } from '../../src/server/json-depth.ts';
 import { buildTestApp, makeCorpus, type TestApp } from '../helpers/index.ts';
 
 const ADMIN = 'fuzz-admin-key-0001';
@@ -39,7 +40,7 @@ function deep(depth: number, object: boolean): unknown {
   for (let i = 0; i < depth; i++) v = object ? { a: v } : [v];
   return v;
 }
-const deepValue = fc.tuple(fc.integer({ min: 10, max: 3_000 }), fc.boolean()).map(([d, o]) => deep(d, o));
+const deepValue = fc.tuple(fc.integer({ min: 10, max: 2_000 }), fc.boolean()).map(([d, o]) => deep(d, o));
 
 /** A value of the wrong type for whatever field it lands in. */
 const weird: fc.Arbitrary<unknown> = fc.oneof(
@@ -367,6 +368,31 @@ describe('HTTP fuzzing', () => {
     expect(found.statusCode, found.body).toBe(200);
     expect(found.json().hits.map((h: { id: string }) => h.id)).toEqual(['x']);
   }, 60_000);
+
+  it('refuses JSON nested past MAX_JSON_DEPTH (the fuzzer found msgpackr overflowing on deep metadata)', async () => {
+    const headers = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+    await t.app.inject({ method: 'PUT', url: '/collections/after', headers, payload: {} });
+    const doc = (depth: number, id: string) => ({ id, text: 'deep metadata', metadata: { x: deep(depth, true) } });
+    // Body → documents → document → metadata → x → the nested value: MAX_JSON_DEPTH levels in all.
+    const ok = await t.app.inject({ method: 'POST', url: '/documents', headers, payload: JSON.stringify({ collection: 'after', documents: [doc(MAX_JSON_DEPTH - 5, 'shallow')] }) });
+    expect(ok.statusCode, ok.body).toBe(200);
+    // Built as text: JSON.stringify itself overflows the stack on values this deep.
+    const deepText = '{"a":'.repeat(20_000) + '1' + '}'.repeat(20_000);
+    for (const payload of [`{"collection":"after","documents":[{"id":"deep","text":"t","metadata":{"x":${deepText}}}]}`, '['.repeat(100_000)]) {
+      const res = await t.app.inject({ method: 'POST', url: '/documents', headers, payload });
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toMatchObject({ code: 'BODY_INVALID' });
+    }
+    const ndjson = await t.app.inject({
+      method: 'POST',
+      url: '/documents?collection=after',
+      headers: { ...headers, 'content-type': 'application/x-ndjson' },
+      payload: `${JSON.stringify(doc(3, 'n1'))}\n${JSON.stringify(doc(200, 'n2'))}\n`,
+    });
+    expect(ndjson.statusCode).toBe(400);
+    expect(ndjson.json()).toMatchObject({ code: 'BODY_INVALID', details: { line: 2 } });
+    expect(jsonTooDeep('{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}')).toBe(false);
+  });
 
   it('sent at least 10,000 requests in all', () => {
     console.log(`fuzz: ${tally.total} requests; by status ${JSON.stringify(Object.fromEntries([...tally.byStatus].sort(([a], [b]) => a - b)))}`);

@@ -114,4 +114,22 @@ describe('RCL over HTTP', () => {
     expect((await post('/retriever/rollback', { version: 99 })).json().code).toBe('RETRIEVER_VERSION_NOT_FOUND');
     expect((await post('/rcl/step', { queries: [] })).statusCode).toBe(400);
   });
+
+  it('calibrates the serving mix on held-out queries and publishes it as a version', async () => {
+    const before = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version;
+    const r = await post('/rcl/calibrate', { queries: ['q3', 'q4'], environment: 'contains', grid: [0, 0.3, 1], expansionScales: [0, 0.5] });
+    expect(r.statusCode).toBe(200);
+    const cal = r.json();
+    expect([0, 0.3, 1]).toContain(cal.gamma);
+    expect([0, 0.5]).toContain(cal.expansionScale);
+    expect(cal.grid).toHaveLength(6);
+    expect(cal.mrrAfter).toBeGreaterThanOrEqual(Math.max(...cal.grid.map((g: { mrr: number }) => g.mrr)) - 1e-9);
+    const ret = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    expect(ret.current).toMatchObject({ version: before + 1, parent: before, origin: 'calibrate' });
+    expect(ret.config.gamma).toBeCloseTo(cal.gamma, 6);
+    expect(ret.config.expansionScale).toBeCloseTo(cal.expansionScale, 6);
+    expect((await post('/search', { query: 'capital of spain', k: 1 })).json().retrieverVersion).toBe(before + 1);
+    expect((await post('/rcl/calibrate', { queries: ['nobody'] })).json().code).toBe('RCL_NO_POOLS');
+  });
 });
+

@@ -130,7 +130,7 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Body: { collection?: string; queries?: string[]; environment?: string; grid?: number[] } }>(
+  app.post<{ Body: { collection?: string; queries?: string[]; environment?: string; grid?: number[]; expansionScales?: number[] } }>(
     '/rcl/calibrate',
     {
       schema: {
@@ -142,6 +142,7 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
             queries: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 100_000 },
             environment: { type: 'string' },
             grid: { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 1, maxItems: 100 },
+            expansionScales: { type: 'array', items: { type: 'number', minimum: 0, maximum: 10 }, minItems: 1, maxItems: 20 },
           },
         },
         response: { ...problemResponses },
