@@ -22,8 +22,8 @@ const SEED_DOCS = Number(flags['seed-docs'] ?? 5_000);
 const WINDOW_SECONDS = 30;
 /**
  * Upserts cycle over ids s<SEED_DOCS> … s<SEED_DOCS + UPSERT_IDS − 1> (new at first, then
- * replacements), so the live corpus stays bounded; reads target the seeded ids, which are never
- * replaced (a read racing a replacement can miss, see the hardening report).
+ * replacements), so the live corpus stays bounded; reads target the seeded ids, so every read
+ * has a document to find.
  */
 const UPSERT_IDS = 2_000;
 const UPSERT_BATCH = 10;

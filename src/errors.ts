@@ -16,6 +16,7 @@ const codes = {
   // collections
   COLLECTION_NOT_FOUND: { status: 404, message: 'Collection "{name}" does not exist' },
   COLLECTION_EXISTS: { status: 409, message: 'Collection "{name}" already exists with other options' },
+  COLLECTIONS_TOO_MANY: { status: 507, message: 'This data directory holds at most {limit} collections; drop one first' },
   COLLECTION_NAME_INVALID: { status: 400, message: 'Collection name "{name}" is invalid: use 1-64 of [A-Za-z0-9_-]' },
   // documents
   DOCUMENT_NOT_FOUND: { status: 404, message: 'Document "{id}" does not exist in collection "{collection}"' },

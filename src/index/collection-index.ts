@@ -49,8 +49,16 @@ interface Meta {
   tombstones?: Buffer;
 }
 
+/**
+ * Longest metadata field name and string value (in UTF-8 bytes) that get a filter bitmap. LMDB
+ * keys hold at most 1,978 bytes; longer values are stored with the document but not filterable.
+ */
+export const MAX_FILTER_FIELD_BYTES = 128;
+export const MAX_FILTER_VALUE_BYTES = 512;
+
 function filterKey(field: string, value: unknown): string | undefined {
-  if (typeof value === 'string') return `${field}\u0000s:${value}`;
+  if (field.includes('\u0000') || Buffer.byteLength(field) > MAX_FILTER_FIELD_BYTES) return undefined;
+  if (typeof value === 'string') return Buffer.byteLength(value) > MAX_FILTER_VALUE_BYTES ? undefined : `${field}\u0000s:${value}`;
   if (typeof value === 'number' && Number.isFinite(value)) return `${field}\u0000n:${value}`;
   if (typeof value === 'boolean') return `${field}\u0000b:${value}`;
   return undefined;
@@ -186,9 +194,9 @@ export class CollectionIndex {
   externalId(docId: DocId): string | undefined {
     return this.dbs.ids.get(docId);
   }
+  /** A stored document (LMDB readers see committed data only, so a write in flight never shows). */
   getDocument(id: string): StoredDocument | undefined {
-    const doc = this.dbs.docs.get(id);
-    return doc && doc.docId < this.visible ? doc : undefined;
+    return this.dbs.docs.get(id);
   }
   /** Stable snapshot of the words of the vocabulary for encoders: [term, surface, stop]. */
   vocabulary(from = 0): Array<[string, string, boolean]> {
@@ -353,7 +361,9 @@ export class CollectionIndex {
           }
           for (const [key, bitmap] of touchedFilters) {
             if (bitmap.rangeCardinality(Math.max(lo, firstId), Math.min(hi, lastId + 1)) === 0) continue;
-            const [field, valueKey] = key.split('\u0000');
+            const cut = key.indexOf('\u0000');
+            const field = key.slice(0, cut);
+            const valueKey = key.slice(cut + 1);
             void d.filters.put([field, valueKey, c], serializeBitmap(chunkOf(bitmap, lo, hi)));
           }
           const end = Math.min(hi, lastId + 1);

@@ -44,8 +44,10 @@ export interface StoredDocument {
 }
 
 export const DB_NAMES = ['meta', 'terms', 'postings', 'filters', 'lengths', 'forward', 'ids', 'docs', 'state'] as const;
-/** Most named databases in one environment (LMDB `maxDbs`): about 100 collections. */
+/** Most named databases in one environment (LMDB `maxDbs`). */
 const MAX_DBS = 1_000;
+/** Most collections per data directory: each takes DB_NAMES.length named databases, plus the catalog. */
+export const MAX_COLLECTIONS = 100;
 const STORE_FILE = 'r3serve.mdb';
 /** lmdb-js accepts msgpackr options as `encoder`; its typings omit the field. */
 type DbOptions = DatabaseOptions & { name: string; encoder?: object };

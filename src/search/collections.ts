@@ -9,7 +9,7 @@ import type { AnalyzerInput, AnalyzerOptions, WinkAnalyzerOptions } from '../ana
 import { createAnalyzer, resolveAnalyzerOptions } from '../analysis/index.ts';
 import type { AnalysisPool } from '../analysis/pool.ts';
 import { openCollectionIndex, type CollectionIndex, type WriteResult } from '../index/collection-index.ts';
-import type { Store } from '../index/store.ts';
+import { MAX_COLLECTIONS, type Store } from '../index/store.ts';
 import type { DocumentInput } from '../types.ts';
 import type { Bm25Params } from './bm25.ts';
 import { Searcher, type LateRetriever } from './searcher.ts';
@@ -95,6 +95,8 @@ export class Collections {
       }
       return { collection: existing, created: false };
     }
+    // Checked before anything is written: a catalog entry without its databases would fail every start.
+    if (this.open.size >= MAX_COLLECTIONS) throw createError('COLLECTIONS_TOO_MANY', { limit: MAX_COLLECTIONS });
     const createdAt = new Date().toISOString();
     await this.store.putCollection(name, { ...options, createdAt });
     try {

@@ -107,4 +107,33 @@ describe('collection index', () => {
     await pending;
     expect(index.liveCount).toBe(1);
   });
+
+  it('stores long or odd metadata but only indexes filterable values', async () => {
+    const tmp = tmpDir();
+    cleanup = tmp.cleanup;
+    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
+    const metadata = { lang: 'x'.repeat(3000), ['f'.repeat(300)]: 'v', 'a\u0000b': 'c', ok: 'v\u0000w' };
+    await index.upsert([analyzed('1', ['a'], metadata)]);
+    expect(index.getDocument('1')!.metadata).toEqual(metadata);
+    expect(index.filter('ok', 'v\u0000w')!.size).toBe(1);
+    expect(index.filter('lang', 'x'.repeat(3000))).toBeUndefined();
+    const reopened = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
+    expect(reopened.filter('ok', 'v\u0000w')!.size).toBe(1);
+  });
+
+  it('serves the old version of a document while its replacement commits', async () => {
+    const tmp = tmpDir();
+    cleanup = tmp.cleanup;
+    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
+    await index.upsert([analyzed('r', ['a'])]);
+    for (let i = 0; i < 20; i++) {
+      const pending = index.upsert([analyzed('r', ['b', String(i)])]);
+      expect(index.getDocument('r')).toBeDefined();
+      await pending;
+      expect(index.getDocument('r')!.text).toBe(`b ${i}`);
+    }
+  });
 });
+

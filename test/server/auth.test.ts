@@ -45,7 +45,7 @@ describe('requiredScope', () => {
     ['POST', '/rcl/offline', 'train'],
     ['POST', '/rcl/rollouts', 'train'],
     ['POST', '/retriever/rollback', 'train'],
-    ['POST', '/retriever/model', 'train'],
+    ['POST', '/retriever/model', 'admin'],
     ['GET', '/retriever', 'search'],
     ['POST', '/admin/snapshot', 'admin'],
     ['GET', '/health', 'open'],
@@ -203,6 +203,14 @@ describe('with API keys', () => {
     }
     expectProblem(await app.inject({ method: 'GET', url: '/no/such/route' }), 401, 'AUTH_REQUIRED');
     expectProblem(await app.inject({ method: 'GET', url: '/no/such/route', headers: auth(KEYS.search) }), 404, 'NOT_FOUND');
+  });
+
+  it('needs admin to name a model directory, even with the write or train scope', async () => {
+    const put = await app.inject({ method: 'PUT', url: '/collections/m1', headers: auth(KEYS.write), payload: { retriever: { kind: 'onnx', model: '/etc' } } });
+    expectProblem(put, 403, 'AUTH_FORBIDDEN');
+    const swap = await app.inject({ method: 'POST', url: '/retriever/model', headers: auth(KEYS.train), payload: { model: '/etc' } });
+    expectProblem(swap, 403, 'AUTH_FORBIDDEN');
+    expect((await app.inject({ method: 'GET', url: '/collections/m1', headers: auth(KEYS.admin) })).statusCode).toBe(404);
   });
 
   it('write scope writes', async () => {

@@ -42,6 +42,8 @@ export function requiredScope(method: string, url: string | undefined): Requirem
     case 'rcl':
       return 'train';
     case 'retriever':
+      // Loading a model directory opens files on the server: an operator's decision.
+      if (url === '/retriever/model') return 'admin';
       return read ? 'search' : 'train';
     default:
       return 'admin';
@@ -155,6 +157,19 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
     };
   });
 
+  const scopesOf = new WeakMap<object, ReadonlySet<Scope>>();
+  // A collection whose retriever or analyzer names a model directory opens server files: admin only.
+  app.addHook('preValidation', async (request, reply) => {
+    if (request.method !== 'PUT' || request.routeOptions.url !== '/collections/:name') return;
+    const body = request.body as { retriever?: { model?: unknown }; analyzer?: { model?: unknown } } | undefined;
+    if (body?.retriever?.model === undefined && body?.analyzer?.model === undefined) return;
+    const scopes = scopesOf.get(request);
+    if (scopes && !grants(scopes, 'admin')) {
+      void reply.header('www-authenticate', 'Bearer realm="r3serve", error="insufficient_scope", scope="admin"');
+      throw createError('AUTH_FORBIDDEN', { scope: 'admin' }, { details: { scope: 'admin', reason: 'naming a model directory' } });
+    }
+  });
+
   app.addHook('onRequest', async (request, reply) => {
     const need = requiredScope(request.method, request.routeOptions.url);
     if (need === 'open') return;
@@ -169,6 +184,7 @@ async function authPlugin(app: FastifyInstance, opts: AuthPluginOptions): Promis
       throw createError('AUTH_INVALID');
     }
     request.apiKeyId = key.id;
+    scopesOf.set(request, key.scopes);
     request.log.debug({ apiKey: key.id, need }, 'authenticated');
     if (need !== 'any' && !grants(key.scopes, need)) {
       void reply.header('www-authenticate', `Bearer realm="r3serve", error="insufficient_scope", scope="${need}"`);

@@ -2,6 +2,7 @@
  * Collection routes: create (PUT), list, describe, drop. Handlers parse, call one domain
  * function and shape the response.
  */
+import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AnalyzerInput } from '../../analysis/index.ts';
 import type { Collection } from '../../search/collections.ts';
@@ -46,13 +47,20 @@ const createBody = {
   },
 } as const;
 
+/** Options as shown to clients: model and vocabulary paths reduced to their last segment. */
+function withoutPaths(options: Record<string, unknown>): Record<string, unknown> {
+  const out = { ...options };
+  for (const key of ['model', 'vocabPath', 'vocab']) if (typeof out[key] === 'string') out[key] = basename(out[key] as string);
+  return out;
+}
+
 /** Public description of a collection. */
 export function describeCollection(c: Collection): Record<string, unknown> {
   const retriever = c.searcher.retriever;
   return {
     name: c.name,
-    analyzer: c.options.analyzer,
-    retriever: { ...c.options.retriever, version: retriever ? retriever.pin().version : null },
+    analyzer: withoutPaths(c.options.analyzer as unknown as Record<string, unknown>),
+    retriever: { ...withoutPaths(c.options.retriever), version: retriever ? retriever.pin().version : null },
     documents: c.index.liveCount,
     terms: c.index.vocabularySize,
     averageLength: c.index.avgLength,
