@@ -7,6 +7,7 @@
 import { bench, describe } from 'vitest';
 
 import { nativeKernels, referenceKernels, type Kernels } from '../src/kernels/index.ts';
+import { createRng as createSeededRng } from '../src/rcl/rng.ts';
 
 const D = 100; // GloVe dimension of the sidr-glove encoder (DESIGN §3.1)
 const K_EXP = 32; // expansions kept per query term
@@ -20,16 +21,9 @@ function consume(x: number): void {
   sink = (sink + x) | 0;
 }
 
-/** mulberry32: deterministic data across runs. */
+/** mulberry32 from `rcl/rng.ts` with its state set to `seed`: uniform in [0, 1), reproducible. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createSeededRng(0, seed >>> 0).next;
 }
 
 /** V random unit rows (isotropic, so cosines to h are small: pruning skips most exp() calls). */

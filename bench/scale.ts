@@ -12,6 +12,7 @@ import { readCorpus, readQueries, type CorpusDoc } from './lib/dataset.ts';
 import { openHarness, parseFlags, search } from './lib/harness.ts';
 import { percentile } from './lib/metrics.ts';
 import { duBytes } from './lib/peer-engines.ts';
+import { createRng as createSeededRng } from '../src/rcl/rng.ts';
 
 const flags = parseFlags(process.argv.slice(2));
 if (!flags.data || !flags.sizes) {
@@ -27,16 +28,9 @@ const queryCount = Number(flags.queries ?? 300);
 const warmup = Number(flags.warmup ?? 30);
 const MODES = ['lexical', 'beta', 'late'] as const;
 
-/** mulberry32: a small, fast, seeded PRNG (uniform in [0, 1)). */
+/** mulberry32 from `rcl/rng.ts` with its state set to `seed`: uniform in [0, 1), reproducible. */
 function createRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createSeededRng(0, seed >>> 0).next;
 }
 
 interface SourcePool {

@@ -8,11 +8,11 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseFlags } from './lib/harness.ts';
 import { percentile } from './lib/metrics.ts';
+import { freePort } from './lib/server.ts';
 
 const flags = parseFlags(process.argv.slice(2));
 const SECONDS = Number(flags.seconds ?? 60);
@@ -53,17 +53,6 @@ const sentence = (n: number) => Array.from({ length: n }, word).join(' ');
 const doc = (i: number) => ({ id: `s${i}`, title: `${word()} ${word()}`, text: `${sentence(10 + Math.floor(rnd() * 60))}.`, metadata: { group: i % 5, lang: i % 2 ? 'en' : 'fr' } });
 
 // ---- the server -----------------------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const port = flags.port ? Number(flags.port) : await freePort();
 const base = `http://127.0.0.1:${port}`;

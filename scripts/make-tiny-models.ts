@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import onnxProto from 'onnx-proto';
+import { createRng as createSeededRng } from '../src/rcl/rng.ts';
 
 const { onnx } = onnxProto;
 type INode = onnxProto.onnx.INodeProto;
@@ -104,16 +105,9 @@ function tinyVocab(): string[] {
 
 // ---------------------------------------------------------------- seeded weights
 
-/** mulberry32: a tiny, well-mixed 32-bit PRNG; same seed → same weights on every platform. */
+/** mulberry32 from `rcl/rng.ts` with its state set to `seed`: uniform in [0, 1), reproducible. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createSeededRng(0, seed >>> 0).next;
 }
 
 /** Normal(0, std) samples via Box–Muller, rounded to float32. */

@@ -47,7 +47,7 @@ export interface Config {
     maxDocumentChars: number;
   };
   analysis: {
-    /** Worker threads analysing ingested text off the event loop. Default: cores − 1, at least 1. */
+    /** Worker threads analysing ingested text off the event loop. Default: cores on ≤ 2 cores, else cores − 1. */
     workers: number;
     /** Porter2 stemming of word terms (SciFact BM25 nDCG@10 0.662 → 0.670 with it, DESIGN §3.1). Default true. */
     stem: boolean;

@@ -100,6 +100,11 @@ export function loadConfig(sources: ConfigSources = {}): Config {
     throw createError('CONFIG_INVALID', { reason }, { details: { errors: validate.errors } });
   }
   const config = merged as unknown as Config;
-  if (config.analysis.workers === 0) config.analysis.workers = Math.max(1, availableParallelism() - 1);
+  if (config.analysis.workers === 0) {
+    // Analysis dominates ingest cost; the main thread's share is small, so on one or two cores
+    // every core analyses, and on larger machines one core is left to the event loop.
+    const cores = availableParallelism();
+    config.analysis.workers = cores <= 2 ? cores : cores - 1;
+  }
   return deepFreeze(config);
 }

@@ -20,17 +20,11 @@ import {
   type SidrFrozen,
   type Theta,
 } from '../../src/encoder/sidr-glove.ts';
+import { createRng as createSeededRng } from '../../src/rcl/rng.ts';
 
-/** mulberry32: a seeded RNG (tests never use Math.random). */
+/** mulberry32 from `rcl/rng.ts` with its state set to `seed`: uniform in [0, 1), reproducible. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createSeededRng(0, seed >>> 0).next;
 }
 
 interface Tiny {

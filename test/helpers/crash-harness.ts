@@ -13,9 +13,10 @@
  * known state for the next round.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { seededRandom } from './index.ts';
+import { freePort } from '../../bench/lib/server.ts';
+export { freePort };
 
 /** The repository root (the child's working directory). */
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -107,18 +108,6 @@ export function rareWord(n: number): string {
     rest = Math.floor(rest / (CONSONANTS.length * VOWELS.length));
   } while (rest > 0);
   return s + 'x';
-}
-
-/** A free TCP port on loopback (listen on 0, read it, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ServerProcess {

@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp, type BuildOptions } from '../../src/app.ts';
 import { loadConfig, type Config, type ConfigOverrides } from '../../src/config/load.ts';
 import type { DocumentInput } from '../../src/types.ts';
+import { createRng as createSeededRng } from '../../src/rcl/rng.ts';
 
 /** A temporary directory, removed by the returned cleanup. */
 export function tmpDir(prefix = 'r3test-'): { dir: string; cleanup(): void } {
@@ -48,16 +49,9 @@ export async function buildTestApp(overrides: ConfigOverrides = {}, options: Bui
   };
 }
 
-/** Seeded PRNG (mulberry32) for reproducible corpora. */
+/** mulberry32 from `rcl/rng.ts` with its state set to `seed`: uniform in [0, 1), reproducible. */
 export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createSeededRng(0, seed >>> 0).next;
 }
 
 const WORDS = (

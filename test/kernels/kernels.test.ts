@@ -19,6 +19,7 @@ import {
   referenceKernels,
   type Kernels,
 } from '../../src/kernels/index.ts';
+import { createRng as createSeededRng } from '../../src/rcl/rng.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const REL_TOL = 1e-5;
@@ -29,16 +30,9 @@ if (!nativeKernels) console.warn(`[kernels.test] ${NATIVE_MISSING}`);
 
 // ── helpers ────────────────────────────────────────────────────────────────────────────────────
 
-/** mulberry32: small seeded PRNG so fast-check only has to generate a seed and the shape. */
+/** mulberry32 from `rcl/rng.ts` with its state set to `seed`: uniform in [0, 1), reproducible. */
 function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return createSeededRng(0, seed >>> 0).next;
 }
 
 type ShapeOf<A> = A extends fc.Arbitrary<infer T> ? T : never;
