@@ -27,6 +27,12 @@ export interface LossOptions extends EncodeOptions {
   temperature?: number;
   /** Fixed query supports (ascending ids, one per triple); default: encodeQuery's selection. */
   querySupports?: readonly Uint32Array[];
+  /**
+   * The served first stage's term-frequency saturation for T(d) in L(E(q), T(d)): T(d)_v =
+   * tf·(k1+1)/(tf + k1·(1 − b + b·|d|/avgdl)) instead of 1[v ∈ d] (train what you serve).
+   * Absent: binary T(d), as in SiDR.
+   */
+  saturation?: { k1: number; b: number; avgdl: number };
 }
 
 /** A row-sparse gradient: `values` holds `rows.length × rowSize` entries, rows ascending. */
@@ -107,6 +113,8 @@ interface Forward {
   queries: QueryForward[];
   /** Docs j = 0..2B−1 (positives then negatives) × S: exact flag, E(d), route, cos, e. */
   exact: Uint8Array;
+  /** T(d) on S: 1[v ∈ d], or its served tf saturation. */
+  Td: Float64Array;
   Ed: Float64Array;
   route: Int32Array;
   cos: Float64Array;
@@ -245,6 +253,7 @@ function forward(
     ny: new Float64Array(0),
     queries: [],
     exact: new Uint8Array(cells),
+    Td: new Float64Array(cells),
     Ed: new Float64Array(cells),
     route: new Int32Array(cells).fill(NONE),
     cos: new Float64Array(cells),
@@ -252,7 +261,7 @@ function forward(
   };
   const slotOf = buildSlots(theta, frozen, f, [...presents, ...docs.map((d) => Array.from(d))]);
   f.queries = presents.map((p, i) => forwardQuery(theta, f, sIdx, slotOf, p, supports[i]));
-  forwardDocs(theta, f, sIdx, slotOf, docs);
+  forwardDocs(theta, f, sIdx, slotOf, docs, opts.saturation);
   return { f, supports };
 }
 
@@ -348,13 +357,20 @@ function forwardDocs(
   sIdx: Map<TermId, number>,
   slotOf: Map<TermId, number>,
   docs: ArrayLike<TermId>[],
+  sat: LossOptions['saturation'],
 ): void {
   const { D, Sn } = f;
   const docsOfSlot = new Map<number, number[]>();
   docs.forEach((doc, j) => {
-    for (const t of new Set(Array.from(doc))) {
+    const tf = new Map<TermId, number>();
+    for (let i = 0; i < doc.length; i++) tf.set(doc[i], (tf.get(doc[i]) ?? 0) + 1);
+    const norm = sat && sat.k1 > 0 ? sat.k1 * (1 - sat.b + (sat.b * doc.length) / sat.avgdl) : 0;
+    for (const [t, count] of tf) {
       const sk = sIdx.get(t);
-      if (sk !== undefined) f.exact[j * Sn + sk] = 1;
+      if (sk !== undefined) {
+        f.exact[j * Sn + sk] = 1;
+        f.Td[j * Sn + sk] = norm > 0 ? (count * (sat!.k1 + 1)) / (count + norm) : 1;
+      }
       const slot = slotOf.get(t);
       if (slot === undefined) continue;
       const list = docsOfSlot.get(slot);
@@ -412,7 +428,7 @@ function scores(f: Forward): { ee: Float64Array; et: Float64Array; te: Float64Ar
       let b = 0;
       for (let k = 0; k < q.sup.length; k++) {
         a += q.Eq[k] * f.Ed[o + q.sup[k]];
-        b += q.Eq[k] * f.exact[o + q.sup[k]];
+        b += q.Eq[k] * f.Td[o + q.sup[k]];
       }
       let c = 0;
       for (let p = 0; p < q.pres.length; p++) c += f.Ed[o + q.pres[p]];
@@ -461,7 +477,7 @@ function backward(theta: Theta, frozen: SidrFrozen, f: Forward, dEE: Float64Arra
       let g = 0;
       for (let j = 0; j < N; j++) {
         const o = j * Sn + q.sup[k];
-        g += dEE[i * N + j] * f.Ed[o] + dET[i * N + j] * f.exact[o];
+        g += dEE[i * N + j] * f.Ed[o] + dET[i * N + j] * f.Td[o];
         gEd[o] += dEE[i * N + j] * q.Eq[k];
       }
       if (q.route[k] === EXACT) acc.gW[q.sup[k]] += g;

@@ -90,7 +90,7 @@ export interface CalibrateResult {
 }
 
 /** γ values tried by calibration (1,000 ≈ f_θ alone, 0 = first stage alone). */
-const GAMMA_GRID = [0, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 1000];
+const GAMMA_GRID = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 1000];
 /** Expansion-weight multipliers tried by calibration (sidr-glove). */
 const EXPANSION_GRID = [0, 0.25, 0.5, 0.75, 1];
 

@@ -36,6 +36,7 @@ export function createRetrieverFactory(config: Config): RetrieverFactory {
       gamma: numberOr(options.gamma, config.retriever.gamma),
       refreshIntervalMs: 1_000,
       learningRate: numberOr(options.learningRate, 2e-3),
+      bm25: { k1: config.search.k1, b: config.search.b },
     };
     return SidrGloveRetriever.open(collection.index, glove, new RetrieverStore(store.collectionDbs(collection.name)), serving);
   };

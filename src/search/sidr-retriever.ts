@@ -38,6 +38,11 @@ export interface SidrGloveOptions {
   refreshIntervalMs: number;
   /** AdamW learning rate of a training step. Default 2e-3 (DESIGN §3.1 prototype). */
   learningRate: number;
+  /**
+   * The first stage's BM25 saturation, used for T(d) in the L(E(q), T(d)) loss term so that
+   * training sees the first stage it serves. Absent: binary T(d).
+   */
+  bm25?: { k1: number; b: number };
 }
 
 /** Row-wise parameters stored as row deltas; the rest are stored whole. */
@@ -231,6 +236,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         lr,
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
+        saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
       const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }));

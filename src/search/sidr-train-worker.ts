@@ -18,6 +18,8 @@ export interface TrainStepMessage {
   lr: number;
   kExp: number;
   expansionScale: number;
+  /** The served first stage's tf saturation, for T(d) in L(E(q), T(d)). */
+  saturation?: { k1: number; b: number; avgdl: number };
 }
 
 export interface TrainStepReply {
@@ -102,7 +104,7 @@ export function trainStep(msg: TrainStepMessage): TrainStepReply {
   } else {
     for (const g of groups) optimizer.replaceParams(g.name, g.params);
   }
-  const r = lossAndGrad(theta, frozen, msg.triples, { kExp: msg.kExp, expansionScale: msg.expansionScale });
+  const r = lossAndGrad(theta, frozen, msg.triples, { kExp: msg.kExp, expansionScale: msg.expansionScale, saturation: msg.saturation });
   if (!Number.isFinite(r.loss)) {
     optimizer = undefined;
     return { id: msg.id, error: { code: 'RCL_DIVERGED', message: `loss ${r.loss}` } };

@@ -54,10 +54,19 @@ export class SidrTrainer {
     lr: number;
     kExp: number;
     expansionScale: number;
+    saturation?: { k1: number; b: number; avgdl: number };
   }): Promise<{ loss: number; parts: { ee: number; et: number; te: number }; theta: Theta; changed: { U: Uint32Array; w: Uint32Array }; optimizer: CompactState }> {
     const worker = this.ensureWorker();
     const theta = cloneTheta(args.theta);
-    const msg: TrainStepMessage = { id: this.nextId++, theta, triples: args.triples, lr: args.lr, kExp: args.kExp, expansionScale: args.expansionScale };
+    const msg: TrainStepMessage = {
+      id: this.nextId++,
+      theta,
+      triples: args.triples,
+      lr: args.lr,
+      kExp: args.kExp,
+      expansionScale: args.expansionScale,
+      saturation: args.saturation,
+    };
     if (this.sentFrozen !== args.frozen) msg.frozen = args.frozen;
     if (this.workerVersion !== args.parentVersion) {
       msg.optimizer = args.checkpoint && args.checkpoint.version === args.parentVersion ? args.checkpoint.state : null;

@@ -104,6 +104,18 @@ describe('lossAndGrad', () => {
     expect(checkGradients(seed, { kExp: 3, expansionScale: 0.7 })).toBeGreaterThan(0);
   });
 
+  it.each([10, 11])('matches finite differences with the served tf saturation in L(E(q), T(d)) (seed %i)', (seed) => {
+    const opts = { kExp: 12, expansionScale: 0.5, saturation: { k1: 1.2, b: 0.75, avgdl: 6 } };
+    expect(checkGradients(seed, opts)).toBe(60 + 25 + 12 + 2);
+    const { theta, frozen, batch } = tinyProblem(seed);
+    // Saturation changes only the semi-parametric part over T(d).
+    const binary = lossAndGrad(theta, frozen, batch, { kExp: 12, expansionScale: 0.5 });
+    const saturated = lossAndGrad(theta, frozen, batch, opts);
+    expect(saturated.parts.ee).toBeCloseTo(binary.parts.ee, 12);
+    expect(saturated.parts.te).toBeCloseTo(binary.parts.te, 12);
+    expect(saturated.parts.et).not.toBeCloseTo(binary.parts.et, 6);
+  });
+
   it('matches finite differences at a fixed temperature (its gradient is 0)', () => {
     const { theta, frozen, batch } = tinyProblem(9);
     const res = lossAndGrad(theta, frozen, batch, { kExp: 12, temperature: 2 });
