@@ -118,9 +118,17 @@ interface Series {
 }
 
 /** Lines with markers. */
-export function lineChart(opts: { title: string; x: Omit<Axis, 'min' | 'max'>; y: Omit<Axis, 'min' | 'max'>; series: Series[]; note?: string }): string {
+export function lineChart(opts: {
+  title: string;
+  x: Omit<Axis, 'min' | 'max'>;
+  y: Omit<Axis, 'min' | 'max'>;
+  series: Series[];
+  note?: string;
+  /** Horizontal reference lines (targets). */
+  marks?: Array<{ y: number; label: string }>;
+}): string {
   const xs = opts.series.flatMap((s) => s.points.map((p) => p[0]));
-  const ys = opts.series.flatMap((s) => s.points.map((p) => p[1]));
+  const ys = [...opts.series.flatMap((s) => s.points.map((p) => p[1])), ...(opts.marks ?? []).map((m) => m.y)];
   const x: Axis = { ...opts.x, ...range(xs, opts.x.log, 0.02) };
   const y: Axis = { ...opts.y, ...range(ys, opts.y.log) };
   const sx = scale(x, M.left, W - M.right);
@@ -133,6 +141,14 @@ export function lineChart(opts: { title: string; x: Omit<Axis, 'min' | 'max'>; y
       const marks = pts.length <= 40 ? pts.map(([a, b]) => `<circle cx="${sx(a).toFixed(1)}" cy="${sy(b).toFixed(1)}" r="3.5" fill="${color}"><title>${esc(`${s.name}: ${fmt(a)}, ${fmt(b)}`)}</title></circle>`).join('') : '';
       return `<path d="${path}" fill="none" stroke="${color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5 3"' : ''}/>${marks}`;
     })
+    .concat(
+      (opts.marks ?? []).map(
+        (m, i) =>
+          `<line x1="${M.left}" y1="${sy(m.y).toFixed(1)}" x2="${W - M.right}" y2="${sy(m.y).toFixed(1)}" stroke="#555" stroke-dasharray="2 4"/>` +
+          // Alternate sides (and above/below) so that close targets stay legible.
+          `<text x="${i % 2 ? M.left + 4 : W - M.right - 4}" y="${(sy(m.y) + (i % 2 ? 12 : -4)).toFixed(1)}" text-anchor="${i % 2 ? 'start' : 'end'}" font-size="10" fill="#555">${esc(m.label)}</text>`,
+      ),
+    )
     .join('\n');
   return frame(opts.title, x, y, body, opts.series.map((s, i) => ({ name: s.name, color: s.color ?? PALETTE[i % PALETTE.length], dash: s.dash })), opts.note);
 }
@@ -180,7 +196,7 @@ export function barChart(opts: { title: string; label: string; bars: Array<{ nam
 
 // ---- reading results -------------------------------------------------------------------------
 
-/** The newest result file of a bench (by the date in its name, then by mtime). */
+/** The newest result of a bench: `<bench>-*.json` with the latest recorded `date` (file mtime as a fallback). */
 function latest(prefix: string): { path: string; json: any } | undefined {
   let files: string[];
   try {
@@ -188,10 +204,14 @@ function latest(prefix: string): { path: string; json: any } | undefined {
   } catch {
     return undefined;
   }
-  if (files.length === 0) return undefined;
-  files.sort((a, b) => a.localeCompare(b) || statSync(join(dir, a)).mtimeMs - statSync(join(dir, b)).mtimeMs);
-  const path = join(dir, files[files.length - 1]);
-  return { path, json: JSON.parse(readFileSync(path, 'utf8')) };
+  let best: { path: string; json: any; at: number } | undefined;
+  for (const f of files) {
+    const path = join(dir, f);
+    const json = JSON.parse(readFileSync(path, 'utf8'));
+    const at = Date.parse(json.date ?? '') || statSync(path).mtimeMs;
+    if (!best || at > best.at) best = { path, json, at };
+  }
+  return best && { path: best.path, json: best.json };
 }
 
 function noteOf(j: { date?: string; commit?: string; node?: string; machine?: string; loadavg_start?: number }): string {
@@ -216,7 +236,7 @@ function scaleCharts(): void {
     series.push({ name: `${mode} p50`, color, points: rows.filter((row) => row[mode]?.available).map((row) => [row.docs, row[mode].p50_ms]) });
     series.push({ name: `${mode} p99`, color, points: rows.filter((row) => row[mode]?.available).map((row) => [row.docs, row[mode].p99_ms]), dash: true });
   });
-  write('scale-latency.svg', lineChart({ title: 'r3serve /search latency vs corpus size', x: { label: 'passages', log: true }, y: { label: 'latency, ms', log: true }, series, note: noteOf(r.json) }));
+  write('scale-latency.svg', lineChart({ title: 'r3serve /search latency vs corpus size', x: { label: 'passages', log: true }, y: { label: 'latency, ms', log: true }, series, note: noteOf(r.json), marks: [{ y: 30, label: 'target: late p50 ≤ 30 ms at 1M' }] }));
   write(
     'scale-ingest-memory.svg',
     lineChart({
@@ -227,6 +247,10 @@ function scaleCharts(): void {
         { name: 'ingest docs/s', points: rows.map((row) => [row.docs, row.ingest_docs_per_s]) },
         { name: 'RSS MiB', points: rows.map((row) => [row.docs, row.rss_mib]) },
         { name: 'disk MiB', points: rows.map((row) => [row.docs, row.disk_mib]) },
+      ],
+      marks: [
+        { y: 5000, label: 'target ingest ≥ 5,000 docs/s' },
+        { y: 4096, label: 'target RSS ≤ 4 GiB' },
       ],
       note: noteOf(r.json),
     }),

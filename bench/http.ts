@@ -5,6 +5,7 @@
  *
  *   npx tsx bench/http.ts --data <folder> [--connections 8] [--duration 20] [--limit DOCS]
  *     [--scenarios lexical,late,late-docs,ingest,rcl,peers] [--peers minisearch,…] [--out [DIR]]
+ *     [--server-cpu-prof DIR]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -238,7 +239,9 @@ async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'r3bench-http-'));
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = spawn(process.execPath, [...process.execArgv, join(ROOT, 'src', 'main.ts'), '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], {
+  // --server-cpu-prof DIR profiles the server with `node --cpu-prof` (written when it exits).
+  const serverNodeArgs = flags['server-cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${flags['server-cpu-prof']}`] : [];
+  const server = spawn(process.execPath, [...process.execArgv, ...serverNodeArgs, join(ROOT, 'src', 'main.ts'), '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit'],
   });
