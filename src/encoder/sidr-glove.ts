@@ -236,6 +236,49 @@ export function prepareTheta(theta: Theta, frozen: SidrFrozen): void {
   cacheOf(theta, frozen);
 }
 
+/**
+ * Prepares θ from its parent's prepared state when only some rows of U moved (a training step),
+ * optionally with H = normalize(G·Aᵀ) already computed for θ's A:
+ * copies the parent's unit rows and renormalises the changed ones, O(changed·D) instead of
+ * O(|V|·D), so publishing a step never stalls the first search on it. Falls back to a full
+ * preparation when the parent has no state for the same frozen inputs and size.
+ */
+export function prepareThetaFrom(theta: Theta, frozen: SidrFrozen, parent: Theta, changedRows: ArrayLike<number>, H?: Float32Array): void {
+  const prev = caches.get(parent);
+  if (!prev || prev.frozen !== frozen || parent.size !== theta.size || caches.has(theta)) {
+    cacheOf(theta, frozen);
+    return;
+  }
+  // H (normalize(A·g) for every term), when given, was computed for θ's A off this thread.
+  const fullH = H !== undefined && H.length === theta.size * theta.dim;
+  const D = theta.dim;
+  const Un = prev.Un.slice();
+  const noSim = prev.noSim.slice();
+  for (let i = 0; i < changedRows.length; i++) {
+    const v = changedRows[i];
+    const o = v * D;
+    let n = 0;
+    for (let d = 0; d < D; d++) n += theta.U[o + d] * theta.U[o + d];
+    const ok = prev.channel[v] === 1 && n > 0;
+    noSim[v] = ok ? 0 : 1;
+    const inv = ok ? 1 / Math.sqrt(n) : 0;
+    for (let d = 0; d < D; d++) Un[o + d] = theta.U[o + d] * inv;
+  }
+  caches.set(theta, {
+    frozen,
+    alpha: Math.exp(theta.logAlpha[0]),
+    Un,
+    channel: prev.channel,
+    noSim,
+    H: fullH ? H : new Float32Array(theta.size * D),
+    hDone: fullH ? new Uint8Array(theta.size).fill(1) : new Uint8Array(theta.size),
+    lists: new Map(),
+    outside: new Map(),
+    seen: new Uint32Array(theta.size),
+    stamp: 0,
+  });
+}
+
 function cacheOf(theta: Theta, frozen: SidrFrozen): ThetaCache {
   let cache = caches.get(theta);
   if (cache && cache.frozen === frozen) return cache;

@@ -210,6 +210,7 @@ export class RclService {
             }
           }
           pools.set(q.id, byAnswer);
+          await yieldToEventLoop();
         }
       }
       const records: QueryRecord[] = [];
@@ -271,6 +272,7 @@ export class RclService {
           const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false, settings: { expansionScale } });
           const positives = new Set(rec.thresholds.positives);
           runs.push(r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) })));
+          await yieldToEventLoop();
         }
         return runs;
       };
@@ -298,6 +300,7 @@ export class RclService {
       const text = q.text ?? st.query(CLIENT_ENVIRONMENT, q.id)?.text;
       if (!text) throw createError('RCL_INPUT_INVALID', { reason: `query "${q.id}" has no text and is not registered` });
       out.push({ id: q.id, text, docs: await this.retrieve(c, text, k) });
+      await yieldToEventLoop();
     }
     return this.rollouts.create(collection, version, out);
   }
@@ -361,6 +364,7 @@ export class RclService {
           continue;
         }
         triples.push({ query: { text, termIds: c.searcher.queryTerms(text) }, positive: pos.docId, negative: neg.docId });
+        await yieldToEventLoop();
       }
       if (triples.length === 0) throw createError('RCL_NO_POOLS', { ids: skipped.map((s) => s.queryId).join(', ') }, { details: { skipped } });
       const r = await retriever.train(triples, { learningRate: req.learningRate, info: { environment: envName, rollout: req.rollout ?? null, queries: triples.length } });
@@ -435,6 +439,14 @@ function labelOf(rec: QueryRecord, perAnswer: AnswerScore[]): 0 | 1 | null {
     return labelDocument([{ answer: rec.thresholds.entries[0].answer, score: perAnswer[0].score }], rec.thresholds);
   }
   return null;
+}
+
+/**
+ * Lets queued I/O (incoming searches) run. Awaiting a synchronous search only queues a microtask,
+ * so a loop over a batch's queries would otherwise hold the event loop for the whole batch.
+ */
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A random document of `ids` that still exists. */

@@ -11,6 +11,7 @@ import {
   docWeightsBatch,
   encodeQuery,
   growTheta,
+  prepareThetaFrom,
   type SidrFrozen,
   type Theta,
 } from '../encoder/sidr-glove.ts';
@@ -178,7 +179,13 @@ export class SidrGloveRetriever implements TrainableRetriever {
    * Publishes a trained θ as a new version whose parent is the current one, with the optimizer
    * checkpoint in the same transaction.
    */
-  async publish(theta: Theta, changed: { U: Uint32Array; w: Uint32Array }, info: Record<string, unknown>, checkpoint?: (version: number) => unknown): Promise<VersionRecord> {
+  async publish(
+    theta: Theta,
+    changed: { U: Uint32Array; w: Uint32Array },
+    info: Record<string, unknown>,
+    checkpoint?: (version: number) => unknown,
+    H?: Float32Array,
+  ): Promise<VersionRecord> {
     const version = this.store.nextVersion();
     const rows: VersionRecord['rows'] = {};
     for (const name of ROW_PARAMS) {
@@ -206,7 +213,10 @@ export class SidrGloveRetriever implements TrainableRetriever {
     }
     for (const name of WHOLE_PARAMS) this.overrides.tensors[name] = record.tensors[name];
     this.record = record;
+    const parent = this.theta;
     this.theta = { ...theta, version };
+    // Unit rows of U for the new θ from the parent's, off the first search's path.
+    prepareThetaFrom(this.theta, this.frozen, parent, changed.U, H);
     return record;
   }
 
@@ -226,12 +236,11 @@ export class SidrGloveRetriever implements TrainableRetriever {
         negative: inRange(this.index.forward(t.negative) ?? empty),
       }));
       const lr = opts.learningRate ?? this.options.learningRate;
-      const checkpoint = this.store.checkpoint() as { version: number; state: CompactState } | undefined;
       const r = await this.trainer.step({
         theta,
         frozen: this.frozen,
         parentVersion: this.record.version,
-        checkpoint,
+        checkpoint: () => this.store.checkpoint() as { version: number; state: CompactState } | undefined,
         triples,
         lr,
         kExp: this.options.kExp,
@@ -239,7 +248,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
-      const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }));
+      const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H);
       this.trainer.workerVersion = record.version;
       return { version: record.version, loss: r.loss, lossParts: r.parts, ms: performance.now() - t0 };
     };

@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import { createAdamW, type AdamW, type AdamWState, type Gradient, type ParamGroup } from '../encoder/optimizer.ts';
 import { lossAndGrad, type RclTriple } from '../encoder/sidr-glove-grad.ts';
+import { kernels } from '../kernels/index.ts';
 import type { SidrFrozen, Theta } from '../encoder/sidr-glove.ts';
 
 export interface TrainStepMessage {
@@ -24,6 +25,8 @@ export interface TrainStepMessage {
 
 export interface TrainStepReply {
   id: number;
+  /** h(t) = normalize(A·g(t)) for every term under the new A (rows of the vocabulary). */
+  H?: Float32Array;
   error?: { code: string; message: string };
   loss?: number;
   parts?: { ee: number; et: number; te: number };
@@ -127,12 +130,31 @@ export function trainStep(msg: TrainStepMessage): TrainStepReply {
   const rowSizes = { U: theta.dim, A: theta.A.length, w: 1, logAlpha: 1, logTemperature: 1 };
   return {
     id: msg.id,
+    H: unitInputs(theta, frozen),
     loss: r.loss,
     parts: r.parts,
     theta,
     changed: { U: r.grad.U.rows, w: r.grad.w.rows },
     optimizer: compactState(optimizer.getState(), rowSizes),
   };
+}
+
+/**
+ * H = normalize(G·Aᵀ) row by row: the input side of every term under the new A, computed here so
+ * that the serving thread never pays O(|V|·D²) after a step (one matrix product in kernels/).
+ */
+function unitInputs(theta: Theta, fz: SidrFrozen): Float32Array {
+  const V = theta.size;
+  const D = theta.dim;
+  const H = new Float32Array(V * D);
+  kernels.matmulABt(fz.G.subarray(0, V * D), theta.A, V, D, D, H);
+  for (let v = 0, o = 0; v < V; v++, o += D) {
+    let n = 0;
+    for (let d = 0; d < D; d++) n += H[o + d] * H[o + d];
+    const inv = n > 0 ? 1 / Math.sqrt(n) : 0;
+    for (let d = 0; d < D; d++) H[o + d] *= inv;
+  }
+  return H;
 }
 
 if (parentPort) {
@@ -147,6 +169,7 @@ if (parentPort) {
     }
     const transfer: ArrayBuffer[] = [];
     if (reply.theta) for (const a of [reply.theta.U, reply.theta.w, reply.theta.A]) transfer.push(a.buffer as ArrayBuffer);
+    if (reply.H) transfer.push(reply.H.buffer as ArrayBuffer);
     port.postMessage(reply, transfer);
   });
 }

@@ -49,13 +49,14 @@ export class SidrTrainer {
     theta: Theta;
     frozen: SidrFrozen;
     parentVersion: number;
-    checkpoint: { version: number; state: CompactState } | undefined;
+    /** Read only when the worker does not hold the parent's optimizer state (decoding is not free). */
+    checkpoint: () => { version: number; state: CompactState } | undefined;
     triples: RclTriple[];
     lr: number;
     kExp: number;
     expansionScale: number;
     saturation?: { k1: number; b: number; avgdl: number };
-  }): Promise<{ loss: number; parts: { ee: number; et: number; te: number }; theta: Theta; changed: { U: Uint32Array; w: Uint32Array }; optimizer: CompactState }> {
+  }): Promise<{ loss: number; parts: { ee: number; et: number; te: number }; theta: Theta; changed: { U: Uint32Array; w: Uint32Array }; optimizer: CompactState; H?: Float32Array }> {
     const worker = this.ensureWorker();
     const theta = cloneTheta(args.theta);
     const msg: TrainStepMessage = {
@@ -69,7 +70,8 @@ export class SidrTrainer {
     };
     if (this.sentFrozen !== args.frozen) msg.frozen = args.frozen;
     if (this.workerVersion !== args.parentVersion) {
-      msg.optimizer = args.checkpoint && args.checkpoint.version === args.parentVersion ? args.checkpoint.state : null;
+      const cp = args.checkpoint();
+      msg.optimizer = cp && cp.version === args.parentVersion ? cp.state : null;
     }
     const reply = await new Promise<TrainStepReply>((resolve) => {
       this.pending.set(msg.id, resolve);
@@ -81,7 +83,7 @@ export class SidrTrainer {
       if (reply.error.code === 'RCL_DIVERGED') throw createError('RCL_DIVERGED', {}, { details: { reason: reply.error.message } });
       throw createError('RCL_INPUT_INVALID', { reason: reply.error.message });
     }
-    return { loss: reply.loss!, parts: reply.parts!, theta: reply.theta!, changed: reply.changed!, optimizer: reply.optimizer! };
+    return { loss: reply.loss!, parts: reply.parts!, theta: reply.theta!, changed: reply.changed!, optimizer: reply.optimizer!, H: reply.H };
   }
 
   async close(): Promise<void> {

@@ -13,6 +13,7 @@ import {
   docWeightsBatch,
   encodeQuery,
   growTheta,
+  prepareThetaFrom,
   rerankScore,
   scanTopK,
   thetaParamGroups,
@@ -264,5 +265,42 @@ describe('document weights', () => {
   it('rerankScore is the inner product on the support', () => {
     const q = { ids: Uint32Array.of(1, 4, 9), weights: Float32Array.of(2, 0.5, 1) };
     expect(rerankScore(q, Float32Array.of(1, 4, 0.25))).toBeCloseTo(4.25, 6);
+  });
+});
+
+describe('prepareThetaFrom', () => {
+  it.each([false, true])('serves a stepped θ exactly as a fresh preparation would (precomputed H: %s)', (withH) => {
+    const { frozen, theta: parent } = tinyModel(21, 40, 6, 3, 2);
+    const ids = Uint32Array.from([3, 7, 9]);
+    encodeQuery(parent, frozen, ids, { kExp: 5 }); // prepares the parent
+    const child = cloneTheta(parent, 1);
+    const r = rng(22);
+    const changed = [4, 8, 9, 30];
+    for (const v of changed) for (let d = 0; d < 6; d++) child.U[v * 6 + d] += r() - 0.5;
+    for (let i = 0; i < child.A.length; i++) child.A[i] += 0.2 * (r() - 0.5);
+    let H: Float32Array | undefined;
+    if (withH) {
+      H = new Float32Array(40 * 6);
+      for (let v = 0; v < 40; v++) {
+        let n = 0;
+        for (let a = 0; a < 6; a++) {
+          let y = 0;
+          for (let c = 0; c < 6; c++) y += child.A[a * 6 + c] * frozen.G[v * 6 + c];
+          H[v * 6 + a] = y;
+          n += y * y;
+        }
+        for (let a = 0; a < 6; a++) H[v * 6 + a] = n > 0 ? H[v * 6 + a] / Math.sqrt(n) : 0;
+      }
+    }
+    prepareThetaFrom(child, frozen, parent, changed, H);
+    const fresh = cloneTheta(child, 1);
+    const a = encodeQuery(child, frozen, ids, { kExp: 5 });
+    const b = encodeQuery(fresh, frozen, ids, { kExp: 5 });
+    expect(Array.from(a.ids)).toEqual(Array.from(b.ids));
+    a.weights.forEach((w, i) => expect(w).toBeCloseTo(b.weights[i], 5));
+    const doc = Uint32Array.from([5, 8, 12, 30, 3]);
+    const da = docWeights(child, frozen, doc, a.ids);
+    const db = docWeights(fresh, frozen, doc, b.ids);
+    da.forEach((w, i) => expect(w).toBeCloseTo(db[i], 5));
   });
 });
