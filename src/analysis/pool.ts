@@ -4,17 +4,18 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { AnalyzerOptions } from './index.ts';
-import { SEPARATOR, type AnalyzedWire } from './worker.ts';
+import type { AnalyzedBatch } from './worker.ts';
 
-/** Analysed text, ready for the indexer. */
+export type { AnalyzedBatch } from './worker.ts';
+
+/** One analysed text, ready for the indexer: indices into its batch's distinct terms. */
 export interface AnalyzedText {
-  terms: string[];
-  surfaces: string[];
-  stops: Uint8Array;
+  vocab: Omit<AnalyzedBatch, 'docs'>;
+  local: Uint32Array;
 }
 
 interface Pending {
-  resolve(docs: AnalyzedWire[]): void;
+  resolve(batch: AnalyzedBatch): void;
   reject(err: Error): void;
 }
 
@@ -40,12 +41,12 @@ export class AnalysisPool {
     const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), { workerData: { module: new URL('./worker.ts', import.meta.url).href } });
     const entry: PoolWorker = { worker, pending: new Map(), load: 0 };
     worker.unref();
-    worker.on('message', (msg: { id: number; docs?: AnalyzedWire[]; error?: { message: string } }) => {
+    worker.on('message', (msg: { id: number; batch?: AnalyzedBatch; error?: { message: string } }) => {
       const p = entry.pending.get(msg.id);
       if (!p) return;
       entry.pending.delete(msg.id);
       if (msg.error) p.reject(new Error(msg.error.message));
-      else p.resolve(msg.docs!);
+      else p.resolve(msg.batch!);
     });
     worker.on('error', (err) => this.fail(entry, err));
     worker.on('exit', (code) => {
@@ -61,10 +62,10 @@ export class AnalysisPool {
     if (i >= 0 && !this.closed) this.workers[i] = this.spawn();
   }
 
-  private send(entry: PoolWorker, analyzer: AnalyzerOptions, texts: string[]): Promise<AnalyzedWire[]> {
+  private send(entry: PoolWorker, analyzer: AnalyzerOptions, texts: string[]): Promise<AnalyzedBatch> {
     const id = this.nextId++;
     entry.load += texts.length;
-    return new Promise<AnalyzedWire[]>((resolve, reject) => {
+    return new Promise<AnalyzedBatch>((resolve, reject) => {
       entry.pending.set(id, { resolve, reject });
       entry.worker.postMessage({ id, analyzer, texts });
     }).finally(() => {
@@ -80,15 +81,7 @@ export class AnalysisPool {
     const size = Math.ceil(texts.length / parts);
     const results = await Promise.all(ranked.slice(0, parts).map((w, i) => this.send(w, analyzer, texts.slice(i * size, (i + 1) * size))));
     const out: AnalyzedText[] = [];
-    for (const part of results) {
-      for (const d of part) {
-        out.push({
-          terms: d.terms.length ? d.terms.split(SEPARATOR) : [],
-          surfaces: d.surfaces.length ? d.surfaces.split(SEPARATOR) : [],
-          stops: d.stops,
-        });
-      }
-    }
+    for (const { docs, ...vocab } of results) for (const local of docs) out.push({ vocab, local });
     return out;
   }
 

@@ -1,13 +1,23 @@
 /**
  * Worker-thread entry: analyses batches of texts off the event loop. Receives
- * `{ id, analyzer, texts }`, answers `{ id, docs }` with terms and surfaces joined by U+0001
- * (one string per document is far cheaper to post than arrays of strings).
+ * `{ id, analyzer, texts }`, answers `{ id, batch }`: the batch's distinct terms once and each
+ * document as indices into them.
  */
 import { parentPort } from 'node:worker_threads';
 import { createAnalyzer, type AnalyzerOptions } from './index.ts';
 import type { Analyzer } from '../types.ts';
 
-export const SEPARATOR = '\u0001';
+/**
+ * One analysed batch: its distinct terms once (with the first surface form and stop flag seen),
+ * and each document as indices into them. Far cheaper to post, and the main thread then maps a
+ * few thousand distinct terms to TermIds instead of hashing every token.
+ */
+export interface AnalyzedBatch {
+  terms: string[];
+  surfaces: string[];
+  stops: Uint8Array;
+  docs: Uint32Array[];
+}
 
 export interface AnalyzeRequest {
   id: number;
@@ -15,36 +25,43 @@ export interface AnalyzeRequest {
   texts: string[];
 }
 
-export interface AnalyzedWire {
-  terms: string;
-  surfaces: string;
-  stops: Uint8Array;
-}
-
 const analyzers = new Map<string, Analyzer>();
 
-/** Analyses texts into the wire format (also used in-process when no worker is available). */
-export function analyzeToWire(options: AnalyzerOptions, texts: string[]): AnalyzedWire[] {
+/** Analyses texts into the batch format (also usable in-process). */
+export function analyzeBatch(options: AnalyzerOptions, texts: string[]): AnalyzedBatch {
   const key = JSON.stringify(options);
   let analyzer = analyzers.get(key);
   if (!analyzer) analyzers.set(key, (analyzer = createAnalyzer(options)));
-  return texts.map((text) => {
+  const index = new Map<string, number>();
+  const terms: string[] = [];
+  const surfaces: string[] = [];
+  const stops: number[] = [];
+  const docs = texts.map((text) => {
     const tokens = analyzer!.analyze(text);
-    const stops = new Uint8Array(tokens.length);
-    for (let i = 0; i < tokens.length; i++) stops[i] = tokens[i].stop ? 1 : 0;
-    return {
-      terms: tokens.map((t) => t.term).join(SEPARATOR),
-      surfaces: tokens.map((t) => t.surface).join(SEPARATOR),
-      stops,
-    };
+    const out = new Uint32Array(tokens.length);
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      let k = index.get(t.term);
+      if (k === undefined) {
+        k = terms.length;
+        index.set(t.term, k);
+        terms.push(t.term);
+        surfaces.push(t.surface);
+        stops.push(t.stop ? 1 : 0);
+      }
+      out[i] = k;
+    }
+    return out;
   });
+  return { terms, surfaces, stops: Uint8Array.from(stops), docs };
 }
 
 if (parentPort) {
   const port = parentPort;
   port.on('message', (msg: AnalyzeRequest) => {
     try {
-      port.postMessage({ id: msg.id, docs: analyzeToWire(msg.analyzer, msg.texts) });
+      const batch = analyzeBatch(msg.analyzer, msg.texts);
+      port.postMessage({ id: msg.id, batch }, batch.docs.map((d) => d.buffer as ArrayBuffer));
     } catch (err) {
       port.postMessage({ id: msg.id, error: { message: (err as Error).message, stack: (err as Error).stack } });
     }

@@ -30,12 +30,22 @@ const CHUNK_SIZE = 1 << CHUNK_BITS;
 const UINT32_END = 2 ** 32;
 
 /** A document after analysis (done off the event loop). */
-export interface AnalyzedDocument {
-  input: DocumentInput;
+/** Distinct terms of an analysed batch, with the first surface form and stop flag of each. */
+export interface BatchVocabulary {
   terms: string[];
   surfaces: string[];
   stops: Uint8Array;
 }
+
+/**
+ * A document after analysis (done off the event loop): either its tokens spelled out, or — as
+ * the analysis workers send them — indices into its batch's vocabulary, so that only distinct
+ * terms are looked up in the dictionary.
+ */
+export type AnalyzedDocument = { input: DocumentInput } & (
+  | { terms: string[]; surfaces: string[]; stops: Uint8Array }
+  | { vocab: BatchVocabulary; local: Uint32Array }
+);
 
 /** What a write reports. */
 export interface WriteResult {
@@ -67,6 +77,15 @@ function filterKey(field: string, value: unknown): string | undefined {
 /** The members of `bitmap` in chunk [lo, hi): the bitmap itself when it lies wholly inside. */
 function chunkOf(bitmap: Bitmap, lo: number, hi: number): Bitmap {
   return bitmap.minimum() >= lo && bitmap.maximum() < hi ? bitmap : sliceBitmap(bitmap, lo, hi);
+}
+
+/** Documents analysed into postings between two yields to the event loop. */
+const YIELD_EVERY_DOCS = 50;
+/** Bitmaps serialised between two yields to the event loop. */
+const YIELD_EVERY_BITMAPS = 4_000;
+
+function yieldNow(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** A zeroed counter array of at least `size` entries holding `a`'s counts. */
@@ -178,7 +197,8 @@ export class CollectionIndex {
     const p = this.postings[id]?.[0];
     if (!p) return 0;
     let n = p.size - p.andCardinality(this.tombstoneSet);
-    if (this.visible < this.next) n -= p.rangeCardinality(this.visible, UINT32_END);
+    // A write in flight has added DocIds ≥ visible to the postings: they do not count yet.
+    if (this.docIdCapacity > this.visible) n -= p.rangeCardinality(this.visible, UINT32_END);
     return n;
   }
   /** Bitmap of live documents whose metadata `field` equals `value`; undefined when none. */
@@ -280,8 +300,11 @@ export class CollectionIndex {
     const nTiers = TF_TIERS.length;
     let counts: Uint32Array = this.tfCounts;
     const distinctTerms: number[] = [];
+    const vocabIds = new Map<BatchVocabulary, Uint32Array>();
     this.lengths = ensureU32(this.lengths, firstId + docs.length);
     for (let i = 0; i < docs.length; i++) {
+      // Let searches in: a large batch is long work for the event loop (they ignore DocIds ≥ visible).
+      if (i > 0 && i % YIELD_EVERY_DOCS === 0) await yieldNow();
       const doc = docs[i];
       const docId = firstId + i;
       const old = this.dbs.docs.get(doc.input.id);
@@ -289,14 +312,13 @@ export class CollectionIndex {
         replaced.push(old.docId);
         lengthDelta -= this.lengths[old.docId];
       }
-      const n = Math.min(doc.terms.length, this.maxForwardTokens);
-      const seq = new Uint32Array(n);
+      const tokenIds = this.tokenIds(doc, vocabIds);
+      const n = Math.min(tokenIds.length, this.maxForwardTokens);
+      const seq = tokenIds.slice(0, n);
       // Count tf with a reusable per-term counter and a list of the terms touched by this doc.
       distinctTerms.length = 0;
-      for (let j = 0; j < doc.terms.length; j++) {
-        let id = this.termIds.get(doc.terms[j]);
-        if (id === undefined) id = this.addTermInMemory(doc.terms[j], doc.surfaces[j], doc.stops[j] === 1);
-        if (j < n) seq[j] = id;
+      for (let j = 0; j < tokenIds.length; j++) {
+        const id = tokenIds[j];
         if (id >= counts.length) counts = growCounts(counts, id + 1);
         if (counts[id]++ === 0) distinctTerms.push(id);
       }
@@ -317,8 +339,8 @@ export class CollectionIndex {
         if (list) list.push(docId);
         else byFilter.set(key, [docId]);
       }
-      this.lengths[docId] = doc.terms.length;
-      lengthDelta += doc.terms.length;
+      this.lengths[docId] = tokenIds.length;
+      lengthDelta += tokenIds.length;
       forward.push([docId, u32Bytes(seq)]);
     }
     this.tfCounts = counts;
@@ -346,29 +368,35 @@ export class CollectionIndex {
     const tombstones = this.tombstoneSet.clone();
     tombstones.addMany(replaced);
     const meta: Meta = { nextDocId: lastId + 1, totalLen: this.total + lengthDelta, tombstones: serializeBitmap(tombstones) };
+    // Serialise outside the transaction, yielding now and then, so that the transaction callback
+    // (which runs on this thread) only copies bytes.
+    const postingWrites: Array<[number[], Buffer]> = [];
+    const filterWrites: Array<[Array<string | number>, Buffer]> = [];
+    const lengthWrites: Array<[number, Buffer]> = [];
+    for (let c = chunkLo; c <= chunkHi; c++) {
+      const lo = c * CHUNK_SIZE;
+      const hi = lo + CHUNK_SIZE;
+      for (const [termId, tier, bitmap, first, last] of touched) {
+        if (last < lo || first >= hi) continue;
+        postingWrites.push([[termId, tier, c], serializeBitmap(chunkOf(bitmap, lo, hi))]);
+        if (postingWrites.length % YIELD_EVERY_BITMAPS === 0) await yieldNow();
+      }
+      for (const [key, bitmap] of touchedFilters) {
+        if (bitmap.rangeCardinality(Math.max(lo, firstId), Math.min(hi, lastId + 1)) === 0) continue;
+        const cut = key.indexOf('\u0000');
+        filterWrites.push([[key.slice(0, cut), key.slice(cut + 1), c], serializeBitmap(chunkOf(bitmap, lo, hi))]);
+      }
+      lengthWrites.push([c, Buffer.from(u32Bytes(this.lengths.subarray(lo, Math.min(hi, lastId + 1))))]);
+    }
     try {
       await this.dbs.docs.transaction(() => {
         const d = this.dbs;
         for (let t = firstTerm; t < this.termList.length; t++) {
           void d.terms.put(t, [this.termList[t], this.surfaceList[t], this.stopFlags[t] === 1]);
         }
-        for (let c = chunkLo; c <= chunkHi; c++) {
-          const lo = c * CHUNK_SIZE;
-          const hi = lo + CHUNK_SIZE;
-          for (const [termId, tier, bitmap, first, last] of touched) {
-            if (last < lo || first >= hi) continue;
-            void d.postings.put([termId, tier, c], serializeBitmap(chunkOf(bitmap, lo, hi)));
-          }
-          for (const [key, bitmap] of touchedFilters) {
-            if (bitmap.rangeCardinality(Math.max(lo, firstId), Math.min(hi, lastId + 1)) === 0) continue;
-            const cut = key.indexOf('\u0000');
-            const field = key.slice(0, cut);
-            const valueKey = key.slice(cut + 1);
-            void d.filters.put([field, valueKey, c], serializeBitmap(chunkOf(bitmap, lo, hi)));
-          }
-          const end = Math.min(hi, lastId + 1);
-          void d.lengths.put(c, Buffer.from(u32Bytes(this.lengths.subarray(lo, end))));
-        }
+        for (const [key, bytes] of postingWrites) void d.postings.put(key, bytes);
+        for (const [key, bytes] of filterWrites) void d.filters.put(key, bytes);
+        for (const [key, bytes] of lengthWrites) void d.lengths.put(key, bytes);
         for (let i = 0; i < docs.length; i++) {
           const { input } = docs[i];
           const stored: StoredDocument = { docId: firstId + i, text: input.text };
@@ -394,6 +422,25 @@ export class CollectionIndex {
     this.visible = this.next;
     this.generation++;
     return { inserted: docs.length - replaced.length, replaced: replaced.length };
+  }
+
+  /** TermIds of a document's tokens, adding new terms to the dictionary (in memory). */
+  private tokenIds(doc: AnalyzedDocument, vocabIds: Map<BatchVocabulary, Uint32Array>): Uint32Array {
+    if ('local' in doc) {
+      let map = vocabIds.get(doc.vocab);
+      if (!map) {
+        const v = doc.vocab;
+        map = new Uint32Array(v.terms.length);
+        for (let k = 0; k < v.terms.length; k++) map[k] = this.termIds.get(v.terms[k]) ?? this.addTermInMemory(v.terms[k], v.surfaces[k], v.stops[k] === 1);
+        vocabIds.set(v, map);
+      }
+      const ids = new Uint32Array(doc.local.length);
+      for (let j = 0; j < ids.length; j++) ids[j] = map[doc.local[j]];
+      return ids;
+    }
+    const ids = new Uint32Array(doc.terms.length);
+    for (let j = 0; j < ids.length; j++) ids[j] = this.termIds.get(doc.terms[j]) ?? this.addTermInMemory(doc.terms[j], doc.surfaces[j], doc.stops[j] === 1);
+    return ids;
   }
 
   private rollback(firstId: number, firstTerm: number, touched: Array<[number, number, Bitmap, number, number]>, filters: Array<[string, Bitmap]>): void {

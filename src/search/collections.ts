@@ -42,6 +42,8 @@ export interface CollectionsOptions {
 }
 
 export const DEFAULT_COLLECTION = 'default';
+/** Documents per LMDB transaction when a request brings more (bounds event-loop pauses). */
+const COMMIT_SLICE_DOCS = 250;
 const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export class Collections {
@@ -168,8 +170,16 @@ export class Collections {
     this.validate(docs);
     const texts = docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text));
     const analyzed = await this.pool.analyze(c.options.analyzer, texts);
-    const result = await c.index.upsert(docs.map((input, i) => ({ input, ...analyzed[i] })));
-    return result;
+    // Commit in slices: each transaction's callback runs on the event loop, and a slice keeps it
+    // short enough for searches arriving meanwhile. Every slice is durable before the answer.
+    const total: WriteResult = { inserted: 0, replaced: 0 };
+    for (let i = 0; i < docs.length; i += COMMIT_SLICE_DOCS) {
+      const slice = docs.slice(i, i + COMMIT_SLICE_DOCS).map((input, j) => ({ input, ...analyzed[i + j] }));
+      const r = await c.index.upsert(slice);
+      total.inserted += r.inserted;
+      total.replaced += r.replaced;
+    }
+    return total;
   }
 
   /** Deletes documents; returns the ids that existed. */
