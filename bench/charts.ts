@@ -1,9 +1,7 @@
 /**
  * Renders SVG charts from the JSON results under `bench/results/` with a tiny hand-written SVG
  * generator (no dependencies): latency vs corpus size (scale-*), quality vs latency (peers-*),
- * HTTP throughput (http-*) and training curves (rcl-*). Writes `bench/results/*.svg`.
- *
- *   npx tsx bench/charts.ts [--results bench/results]
+ * HTTP throughput (http-*) and training curves (rcl-*). `npx tsx bench/charts.ts [--results DIR]`.
  */
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

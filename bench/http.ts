@@ -2,10 +2,6 @@
  * Load over real HTTP with autocannon: a listening r3serve (`src/main.ts` in a child process, on
  * 127.0.0.1) under `/search` (lexical, late, late with documents), `/documents` ingest, `/search`
  * while `/rcl/step` trains, and each peer engine behind a thin fastify wrapper. One JSON line last.
- *
- *   npx tsx bench/http.ts --data <folder> [--connections 8] [--duration 20] [--limit DOCS]
- *     [--scenarios lexical,late,late-docs,ingest,rcl,peers] [--peers minisearch,…] [--out [DIR]]
- *     [--server-cpu-prof DIR]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,6 +29,9 @@ type AutocannonInstance = PromiseLike<AutocannonResult> & { on(event: 'response'
 const autocannon = createRequire(import.meta.url)('autocannon') as (opts: Record<string, unknown>) => AutocannonInstance;
 
 const flags = parseFlags(process.argv.slice(2));
+const USAGE = `usage: npx tsx bench/http.ts --data <folder> [--connections 8] [--duration 20] [--limit DOCS]
+  [--scenarios lexical,late,late-docs,ingest,rcl,peers] [--peers minisearch,…] [--rcl-queries 256]
+  [--server-cpu-prof DIR] [--out [DIR]]`;
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SELF = fileURLToPath(import.meta.url);
 const ALL_SCENARIOS = ['lexical', 'late', 'late-docs', 'ingest', 'rcl', 'peers'];
@@ -223,7 +222,7 @@ async function servePeer(name: PeerName): Promise<void> {
 async function main(): Promise<void> {
   if (flags['serve-peer']) return servePeer(flags['serve-peer'] as PeerName);
   if (!flags.data) {
-    console.error('usage: npx tsx bench/http.ts --data <folder> [--connections 8] [--duration 20] [--scenarios …] [--out]');
+    console.error(USAGE);
     process.exit(2);
   }
   const env = runEnvironment();

@@ -2,10 +2,6 @@
  * r3serve side by side with peer engines on one data folder: nDCG@10, recall@100, build time,
  * memory, disk, and single-threaded query latency. Each system runs in its own child process
  * (clean memory deltas, no shared JIT state). Prints a table on stderr and one JSON line last.
- *
- *   npx tsx bench/peers.ts --data <folder> [--systems r3serve,minisearch,orama,flexsearch,wink-bm25,postgres]
- *     [--split test] [--limit DOCS] [--limit-queries N] [--rounds 3] [--warmup 50] [--k 10]
- *     [--pg-rank ts_rank|ts_rank_cd] [--pg-norm 1] [--out [DIR]]
  */
 import { spawn } from 'node:child_process';
 import { loadavg } from 'node:os';
@@ -17,6 +13,9 @@ import { createAggregator, ndcgAt, percentile, recallAt } from './lib/metrics.ts
 import { PEER_NAMES, createPeer, duBytes, type PeerName, type PgRank } from './lib/peer-engines.ts';
 
 const flags = parseFlags(process.argv.slice(2));
+const USAGE = `usage: npx tsx bench/peers.ts --data <folder> [--systems r3serve,minisearch,orama,flexsearch,wink-bm25,postgres]
+  [--split test] [--limit DOCS] [--limit-queries N] [--rounds 3] [--warmup 50] [--k 10]
+  [--pg-rank ts_rank|ts_rank_cd] [--pg-norm 1] [--out [DIR]]`;
 const ALL_SYSTEMS = ['r3serve', ...PEER_NAMES];
 /** Depth of the quality pass (recall@100 needs 100). */
 const QUALITY_K = 100;
@@ -49,7 +48,7 @@ interface SystemResult {
 }
 
 if (!flags.data) {
-  console.error('usage: npx tsx bench/peers.ts --data <folder> [--systems a,b] [--limit DOCS] [--limit-queries N] [--out]');
+  console.error(USAGE);
   process.exit(2);
 }
 

@@ -2,9 +2,6 @@
  * r3serve at growing corpus sizes: a seeded generator recombines sentences of real corpora into
  * ~100-word passages, streams them through `POST /documents` (app.inject, JSON batches), and at
  * each size reports ingest rate, index bytes on disk, RSS, and lexical/beta/late latency. JSON last.
- *
- *   npx tsx bench/scale.ts --sizes 10000,100000,1000000 --data <folder>[,<folder>] [--words 100] [--seed 1]
- *     [--batch 2000] [--concurrency 2] [--queries 300] [--out [DIR]]
  */
 import { loadavg } from 'node:os';
 import { MiB, memorySnapshot, round, runEnvironment, table, writeResult } from './lib/bench-env.ts';
@@ -15,8 +12,10 @@ import { duBytes } from './lib/peer-engines.ts';
 import { createRng as createSeededRng } from '../src/rcl/rng.ts';
 
 const flags = parseFlags(process.argv.slice(2));
+const USAGE = `usage: npx tsx bench/scale.ts --sizes 10000,100000,1000000 --data <folder>[,<folder>] [--words 100]
+  [--seed 1] [--batch 2000] [--concurrency 2] [--queries 300] [--warmup 30] [--data-dir DIR (kept)] [--out [DIR]]`;
 if (!flags.data || !flags.sizes) {
-  console.error('usage: npx tsx bench/scale.ts --sizes 10000,100000 --data <folder>[,<folder>] [--out]');
+  console.error(USAGE);
   process.exit(2);
 }
 const sizes = flags.sizes.split(',').map(Number).sort((a, b) => a - b);

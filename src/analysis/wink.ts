@@ -72,6 +72,10 @@ export const MAX_TERM_CHARS = 64;
 const STARTS_ALNUM = /^[\p{L}\p{N}]/u;
 const URL_OR_EMAIL = /:\/\/|^www\.|@/;
 const HAS_DIGIT = /\p{N}/u;
+/** Whitespace as wink splits on it (token boundaries never cross it). */
+const WHITESPACE = /\s+/u;
+/** Bound on the per-analyzer memo of analysed whitespace chunks (cleared when full). */
+const CHUNK_MEMO_MAX_ENTRIES = 500_000;
 /** Bound on the per-analyzer memo of normal forms (memory guard for huge vocabularies). */
 const MEMO_MAX_ENTRIES = 1_000_000;
 
@@ -116,23 +120,42 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
     return f;
   }
 
+  const chunks = new Map<string, Token[]>();
+
+  function analyzeChunk(text: string): Token[] {
+    const tokens = nlp.readDoc(text).tokens();
+    const normals = tokens.out(its.normal) as string[];
+    // Stop-word flags are read from wink only for chunks with normal forms not seen before.
+    let stops: boolean[] | undefined;
+    const out: Token[] = [];
+    for (let i = 0; i < normals.length; i++) {
+      const normal = normals[i];
+      let f = memo.get(normal);
+      if (f === undefined) {
+        stops ??= tokens.out(its.stopWordFlag) as unknown as boolean[];
+        f = learn(normal, stops[i] === true);
+      }
+      if (f.keep) out.push({ term: f.term, surface: normal, stop: f.stop });
+    }
+    return out;
+  }
+
   return {
     name: 'wink',
     options: { stem: options.stem },
     analyze(text: string): Token[] {
-      const tokens = nlp.readDoc(text).tokens();
-      const normals = tokens.out(its.normal) as string[];
-      // Stop-word flags are read from wink only for documents with normal forms not seen before.
-      let stops: boolean[] | undefined;
+      // wink never builds a token across whitespace, so each whitespace-separated chunk can be
+      // analysed once and remembered: most chunks of a corpus repeat, and readDoc dominates cost.
       const out: Token[] = [];
-      for (let i = 0; i < normals.length; i++) {
-        const normal = normals[i];
-        let f = memo.get(normal);
-        if (f === undefined) {
-          stops ??= tokens.out(its.stopWordFlag) as unknown as boolean[];
-          f = learn(normal, stops[i] === true);
+      for (const chunk of text.split(WHITESPACE)) {
+        if (chunk.length === 0) continue;
+        let tokens = chunks.get(chunk);
+        if (tokens === undefined) {
+          tokens = analyzeChunk(chunk);
+          if (chunks.size >= CHUNK_MEMO_MAX_ENTRIES) chunks.clear();
+          chunks.set(chunk, tokens);
         }
-        if (f.keep) out.push({ term: f.term, surface: normal, stop: f.stop });
+        for (const t of tokens) out.push(t);
       }
       return out;
     },

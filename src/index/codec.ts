@@ -33,9 +33,11 @@ export function deserializeBitmap(bytes: Uint8Array): Bitmap {
 
 /** Members of `bitmap` within [lo, hi) as a new bitmap (one storage chunk). */
 export function sliceBitmap(bitmap: Bitmap, lo: number, hi: number): Bitmap {
-  const start = lo === 0 ? 0 : bitmap.rank(lo - 1);
-  const end = bitmap.rank(hi - 1);
-  return new RoaringBitmap32(bitmap.rangeUint32Array(start, end - start));
+  // A range bitmap intersected in place: container-level work, no round trip through a JS array.
+  const out = new RoaringBitmap32();
+  out.addRange(lo, hi);
+  out.andInPlace(bitmap);
+  return out;
 }
 
 /** A Uint32Array's bytes (a view, no copy). */
