@@ -57,6 +57,9 @@ export function analyzeBatch(options: AnalyzerOptions, texts: string[]): Analyze
 }
 
 if (parentPort) {
+  // Load the wink model now, not with the first batch: a worker starts with the server, so the
+  // first ingest does not wait a second for it.
+  analyzeBatch({ name: 'wink', stem: true }, ['warm up']);
   const port = parentPort;
   port.on('message', (msg: AnalyzeRequest) => {
     try {
