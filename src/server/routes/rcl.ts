@@ -39,6 +39,20 @@ const postedScore = {
 /** Most queries in one offline, rollout or step request. */
 const MAX_QUERIES = 1_000;
 
+/** A request body over a batch of queries (offline, rollouts, step), with route-specific fields. */
+function queriesBody(extra: Record<string, object>) {
+  return {
+    type: 'object',
+    required: ['queries'],
+    additionalProperties: false,
+    properties: {
+      collection: collectionNameSchema,
+      queries: { type: 'array', minItems: 1, maxItems: MAX_QUERIES, items: queryInput },
+      ...extra,
+    },
+  } as const;
+}
+
 export default async function rclRoutes(app: FastifyInstance): Promise<void> {
   const { rcl, collections } = app.engine;
 
@@ -46,18 +60,11 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     '/rcl/offline',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['queries'],
-          additionalProperties: false,
-          properties: {
-            collection: collectionNameSchema,
-            queries: { type: 'array', minItems: 1, maxItems: MAX_QUERIES, items: queryInput },
-            scores: { type: 'array', items: postedScore },
-            environment: { type: 'string' },
-            depth: { type: 'integer', minimum: 1, maximum: 1000 },
-          },
-        },
+        body: queriesBody({
+          scores: { type: 'array', items: postedScore },
+          environment: { type: 'string' },
+          depth: { type: 'integer', minimum: 1, maximum: 1000 },
+        }),
         response: { ...problemResponses },
       },
     },
@@ -71,17 +78,10 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     '/rcl/rollouts',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['queries'],
-          additionalProperties: false,
-          properties: {
-            collection: collectionNameSchema,
-            queries: { type: 'array', minItems: 1, maxItems: MAX_QUERIES, items: queryInput },
-            k: { type: 'integer', minimum: 1, maximum: 100 },
-            includeDocuments: { type: 'boolean' },
-          },
-        },
+        body: queriesBody({
+          k: { type: 'integer', minimum: 1, maximum: 100 },
+          includeDocuments: { type: 'boolean' },
+        }),
         response: { ...problemResponses },
       },
     },
@@ -108,19 +108,12 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     '/rcl/step',
     {
       schema: {
-        body: {
-          type: 'object',
-          required: ['queries'],
-          additionalProperties: false,
-          properties: {
-            collection: collectionNameSchema,
-            queries: { type: 'array', minItems: 1, maxItems: MAX_QUERIES, items: queryInput },
-            rollout: { type: 'string' },
-            scores: { type: 'array', items: postedScore },
-            environment: { type: 'string' },
-            learningRate: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
-          },
-        },
+        body: queriesBody({
+          rollout: { type: 'string' },
+          scores: { type: 'array', items: postedScore },
+          environment: { type: 'string' },
+          learningRate: { type: 'number', exclusiveMinimum: 0, maximum: 1 },
+        }),
         response: { ...problemResponses },
       },
     },
