@@ -11,7 +11,7 @@ import type { Collection, Collections } from '../search/collections.ts';
 import { isTrainable, type TrainableRetriever, type TrainTriple } from '../search/trainable.ts';
 import type { AnswerScore, Environment } from './environments/types.ts';
 import { createRng } from './rng.ts';
-import { RclState, type QueryRecord } from './state.ts';
+import { RclState, type LabelTally, type QueryRecord } from './state.ts';
 import { computeThresholds, labelClosedSet, labelDocument, type AnswerPool } from './thresholds.ts';
 import { Rollouts, type Rollout } from './rollouts.ts';
 
@@ -64,16 +64,11 @@ export interface StepRequest {
   learningRate?: number;
 }
 
-export interface StepResult {
+export interface StepResult extends LabelTally {
   version: number;
   loss: number;
   lossParts: { ee: number; et: number; te: number };
   triples: number;
-  positives: number;
-  negatives: number;
-  excluded: number;
-  fallbacks: number;
-  newlyScored: number;
   skipped: Array<{ queryId: string; reason: string }>;
   ms: number;
 }
@@ -331,7 +326,7 @@ export class RclService {
           return { queryId, docId, perAnswer };
         }));
       }
-      const tally = { positives: 0, negatives: 0, excluded: 0, fallbacks: 0, newlyScored: 0 };
+      const tally: LabelTally = { positives: 0, negatives: 0, excluded: 0, fallbacks: 0, newlyScored: 0 };
       const skipped: StepResult['skipped'] = [];
       const triples: TrainTriple[] = [];
       for (const q of req.queries) {
@@ -393,7 +388,7 @@ export class RclService {
     rec: QueryRecord,
     text: string,
     ranked: string[],
-    tally: { positives: number; negatives: number; excluded: number; newlyScored: number },
+    tally: LabelTally,
   ): Promise<{ positives: string[]; negative?: string }> {
     const positives: string[] = [];
     const fingerprint = env?.fingerprint ?? CLIENT_ENVIRONMENT;

@@ -19,14 +19,19 @@ export interface QueryRecord {
   updatedAt: string;
 }
 
-export interface Counters {
-  steps: number;
-  triples: number;
+/** What online labelling met: documents labelled, fallbacks to offline pools, documents scored. */
+export interface LabelTally {
   positives: number;
   negatives: number;
   excluded: number;
   fallbacks: number;
   newlyScored: number;
+}
+
+/** Training counters of a collection, summed over its steps. */
+export interface Counters extends LabelTally {
+  steps: number;
+  triples: number;
   rngState: number;
 }
 
