@@ -288,7 +288,7 @@ export class RclService {
   async createRollout(collection: string, queries: QueryInput[], k = ONLINE_DEPTH): Promise<Rollout> {
     const c = this.collections.get(collection);
     const retriever = this.trainable(c);
-    const version = retriever.pin().version;
+    const version = retriever.version;
     const st = this.state(collection);
     const out: Array<{ id: string; text: string; docs: string[] }> = [];
     for (const q of queries) {

@@ -145,6 +145,10 @@ export class OnnxRetriever implements TrainableRetriever {
 
   // ---- serving ---------------------------------------------------------------------------
 
+  get version(): number {
+    return this.served.record.version;
+  }
+
   pin(): PinnedRetriever {
     const s = this.served;
     let held = false;

@@ -16,6 +16,8 @@ export type SearchMode = 'late' | 'beta' | 'lexical';
 /** A retriever with a parametric side (sidr-glove, onnx): supplies E_θ(q) and f_θ. */
 export interface LateRetriever {
   readonly kind: string;
+  /** The version serving now (reading it pins nothing and syncs nothing). */
+  readonly version: number;
   /** Version of θ pinned for one request; `settings` override serving settings for it. */
   pin(settings?: ServingSettings): PinnedRetriever;
   /** Releases workers and sessions. */

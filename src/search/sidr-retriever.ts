@@ -98,6 +98,10 @@ export class SidrGloveRetriever implements TrainableRetriever {
     return r;
   }
 
+  get version(): number {
+    return this.record.version;
+  }
+
   /** Version record of the current θ (without tensors). */
   get current(): Omit<VersionRecord, 'tensors' | 'rows'> {
     const { tensors: _t, rows: _r, ...meta } = this.record;

@@ -159,7 +159,7 @@ describe('GET /metrics', () => {
 describe('GET /metrics with a parametric retriever', () => {
   it('reports the retriever version per collection', async () => {
     // Only `pin().version` is read by the metrics collector; no search runs on this fake.
-    const fake = { pin: () => ({ version: 7 }) } as unknown as LateRetriever;
+    const fake = { kind: 'fake', version: 7, pin: () => ({ version: 7 }) } as unknown as LateRetriever;
     const t = await buildTestApp({}, { retrieverFactory: async () => fake });
     try {
       const m = parse((await t.app.inject({ method: 'GET', url: '/metrics' })).body);

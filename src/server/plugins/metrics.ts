@@ -281,7 +281,7 @@ async function metricsPlugin(app: FastifyInstance): Promise<void> {
       reg.set('r3serve_collection_documents', { collection: c.name }, c.index.liveCount);
       reg.set('r3serve_collection_terms', { collection: c.name }, c.index.vocabularySize);
       const retriever = c.searcher.retriever;
-      if (retriever) reg.set('r3serve_retriever_version', { collection: c.name }, retriever.pin().version);
+      if (retriever) reg.set('r3serve_retriever_version', { collection: c.name }, retriever.version);
     }
     reg.set('r3serve_store_bytes', undefined, e.store.sizeBytes());
     reg.set('r3serve_uptime_seconds', undefined, (Date.now() - e.startedAt) / 1000);

@@ -60,7 +60,7 @@ export function describeCollection(c: Collection): Record<string, unknown> {
   return {
     name: c.name,
     analyzer: withoutPaths(c.options.analyzer as unknown as Record<string, unknown>),
-    retriever: { ...withoutPaths(c.options.retriever), version: retriever ? retriever.pin().version : null },
+    retriever: { ...withoutPaths(c.options.retriever), version: retriever ? retriever.version : null },
     documents: c.index.liveCount,
     terms: c.index.vocabularySize,
     averageLength: c.index.avgLength,
