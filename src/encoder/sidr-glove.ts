@@ -264,19 +264,25 @@ export function prepareThetaFrom(theta: Theta, frozen: SidrFrozen, parent: Theta
     const inv = ok ? 1 / Math.sqrt(n) : 0;
     for (let d = 0; d < D; d++) Un[o + d] = theta.U[o + d] * inv;
   }
-  caches.set(theta, {
+  caches.set(theta, newCache(theta, frozen, Un, prev.channel, noSim, fullH ? H : undefined));
+}
+
+/** A fresh per-θ cache over given unit rows; `H` (all rows of normalize(A·g)) when precomputed. */
+function newCache(theta: Theta, frozen: SidrFrozen, Un: Float32Array, channel: Uint8Array, noSim: Uint8Array, H?: Float32Array): ThetaCache {
+  const V = theta.size;
+  return {
     frozen,
     alpha: Math.exp(theta.logAlpha[0]),
     Un,
-    channel: prev.channel,
+    channel,
     noSim,
-    H: fullH ? H : new Float32Array(theta.size * D),
-    hDone: fullH ? new Uint8Array(theta.size).fill(1) : new Uint8Array(theta.size),
+    H: H ?? new Float32Array(V * theta.dim),
+    hDone: H ? new Uint8Array(V).fill(1) : new Uint8Array(V),
     lists: new Map(),
     outside: new Map(),
-    seen: new Uint32Array(theta.size),
+    seen: new Uint32Array(V),
     stamp: 0,
-  });
+  };
 }
 
 function cacheOf(theta: Theta, frozen: SidrFrozen): ThetaCache {
@@ -301,19 +307,7 @@ function cacheOf(theta: Theta, frozen: SidrFrozen): ThetaCache {
     const inv = 1 / Math.sqrt(n);
     for (let d = 0; d < D; d++) Un[o + d] = theta.U[o + d] * inv;
   }
-  cache = {
-    frozen,
-    alpha: Math.exp(theta.logAlpha[0]),
-    Un,
-    channel,
-    noSim,
-    H: new Float32Array(V * D),
-    hDone: new Uint8Array(V),
-    lists: new Map(),
-    outside: new Map(),
-    seen: new Uint32Array(V),
-    stamp: 0,
-  };
+  cache = newCache(theta, frozen, Un, channel, noSim);
   caches.set(theta, cache);
   return cache;
 }
