@@ -26,6 +26,21 @@ export interface Analyzer {
   /** Options that decide the on-disk format (compared with the store's `meta` on open). */
   readonly options: Readonly<Record<string, unknown>>;
   analyze(text: string): Token[];
+  /** Optional fast path for bulk analysis (same tokens as `analyze`, in the batch format). */
+  analyzeBatch?(texts: string[]): AnalyzedBatch;
+}
+
+/**
+ * Analysed texts in bulk: the batch's distinct terms once (with the first surface form and stop
+ * flag seen, in order of first occurrence), and each text as indices into them. Far cheaper to
+ * post between threads, and the indexer then maps a few thousand distinct terms to TermIds
+ * instead of hashing every token.
+ */
+export interface AnalyzedBatch {
+  terms: string[];
+  surfaces: string[];
+  stops: Uint8Array;
+  docs: Uint32Array[];
 }
 
 /** A document as the user gives it. */

@@ -4,7 +4,7 @@
  * It must stay deterministic: its output defines the frozen bag of tokens T(x).
  */
 import { createRequire } from 'node:module';
-import type { Analyzer, Token } from '../types.ts';
+import type { AnalyzedBatch, Analyzer, Token } from '../types.ts';
 
 /**
  * wink-nlp's tokenizer asks its lexicon cache whether a piece is a known lexeme before it
@@ -79,14 +79,6 @@ const CHUNK_MEMO_MAX_ENTRIES = 500_000;
 /** Bound on the per-analyzer memo of normal forms (memory guard for huge vocabularies). */
 const MEMO_MAX_ENTRIES = 1_000_000;
 
-/** Memo of per-surface facts: the stemmer and stop-word lookups dominate analysis cost otherwise. */
-interface SurfaceFacts {
-  term: string;
-  stop: boolean;
-  /** Whether the token is a term at all. */
-  keep: boolean;
-}
-
 /**
  * One wink pipeline per thread. Loading is costly and not repeatable: the model package grows a
  * module-level string at every load, so the 20th load in one thread takes seconds and the 21st
@@ -108,56 +100,167 @@ function sharedPipeline(): { nlp: any; stemmer: (w: string) => string } { // esl
 export function createWinkAnalyzer(options: WinkOptions): Analyzer {
   const { nlp, stemmer } = sharedPipeline();
   const its = nlp.its;
-  const memo = new Map<string, SurfaceFacts>();
+
+  // Interned tables. A "normal id" (nid) names a kept normal form: its term, stop flag and the
+  // Token handed out for it. A "term key" names a distinct term (several normals can stem to one).
+  let nidOf = new Map<string, number>(); // normal → nid, or -1 when the normal is not a term
+  let nidTerm: number[] = []; // nid → term key
+  let nidStop: number[] = [];
+  let nidToken: Token[] = [];
+  let termKeyOf = new Map<string, number>();
+  let terms: string[] = []; // term key → term
+  /** Whitespace chunk → nids of its kept tokens. */
+  let chunks = new Map<string, Int32Array>();
+
+  /** Drops every memo when one has grown past its bound (only between calls, never within one). */
+  function bound(): void {
+    if (chunks.size < CHUNK_MEMO_MAX_ENTRIES && nidToken.length < MEMO_MAX_ENTRIES) return;
+    nidOf = new Map();
+    nidTerm = [];
+    nidStop = [];
+    nidToken = [];
+    termKeyOf = new Map();
+    terms = [];
+    chunks = new Map();
+  }
 
   // Facts depend on the normal form alone, never on wink's token type: wink's lexicon cache
   // learns while it reads, so the type of a rare token (e.g. "'s") can change between documents.
-  function learn(normal: string, stop: boolean): SurfaceFacts {
+  function learn(normal: string, stop: boolean): number {
     const keep = normal.length > 0 && normal.length <= MAX_TERM_CHARS && STARTS_ALNUM.test(normal) && !URL_OR_EMAIL.test(normal);
-    const term = keep && options.stem && !HAS_DIGIT.test(normal) ? stemmer(normal) : normal;
-    const f = { term, stop, keep };
-    if (memo.size < MEMO_MAX_ENTRIES) memo.set(normal, f);
-    return f;
-  }
-
-  const chunks = new Map<string, Token[]>();
-
-  function analyzeChunk(text: string): Token[] {
-    const tokens = nlp.readDoc(text).tokens();
-    const normals = tokens.out(its.normal) as string[];
-    // Stop-word flags are read from wink only for chunks with normal forms not seen before.
-    let stops: boolean[] | undefined;
-    const out: Token[] = [];
-    for (let i = 0; i < normals.length; i++) {
-      const normal = normals[i];
-      let f = memo.get(normal);
-      if (f === undefined) {
-        stops ??= tokens.out(its.stopWordFlag) as unknown as boolean[];
-        f = learn(normal, stops[i] === true);
-      }
-      if (f.keep) out.push({ term: f.term, surface: normal, stop: f.stop });
+    if (!keep) {
+      nidOf.set(normal, -1);
+      return -1;
     }
-    return out;
+    const term = options.stem && !HAS_DIGIT.test(normal) ? stemmer(normal) : normal;
+    let key = termKeyOf.get(term);
+    if (key === undefined) {
+      key = terms.length;
+      termKeyOf.set(term, key);
+      terms.push(term);
+    }
+    const nid = nidToken.length;
+    nidOf.set(normal, nid);
+    nidTerm.push(key);
+    nidStop.push(stop ? 1 : 0);
+    nidToken.push({ term, surface: normal, stop });
+    return nid;
   }
 
+  /** nids of the kept tokens among wink's tokens [from, to). */
+  function keptNids(normals: string[], from: number, to: number, stopFlags: () => boolean[]): Int32Array {
+    const out: number[] = [];
+    for (let i = from; i < to; i++) {
+      let nid = nidOf.get(normals[i]);
+      if (nid === undefined) nid = learn(normals[i], stopFlags()[i] === true);
+      if (nid >= 0) out.push(nid);
+    }
+    return Int32Array.from(out);
+  }
+
+  /**
+   * Reads chunks not seen before with one readDoc over them all, joined by single spaces: wink
+   * splits on spaces before anything else and never builds a token across them, so each chunk
+   * tokenizes exactly as it would alone. A token preceded by spaces opens the next chunk; should
+   * the count ever disagree (a chunk holding a separator wink knows and JavaScript's \s does
+   * not), each chunk is read on its own instead.
+   */
+  function readChunks(pending: string[]): Int32Array[] {
+    const tokens = nlp.readDoc(pending.length === 1 ? pending[0] : pending.join(' ')).tokens();
+    const normals = tokens.out(its.normal) as string[];
+    let stops: boolean[] | undefined;
+    const stopFlags = () => (stops ??= tokens.out(its.stopWordFlag) as unknown as boolean[]);
+    if (pending.length === 1) return [keptNids(normals, 0, normals.length, stopFlags)];
+    const spaces = tokens.out(its.precedingSpaces) as string[];
+    const starts: number[] = [];
+    for (let i = 0; i < normals.length; i++) if (i === 0 || spaces[i] !== '') starts.push(i);
+    if (starts.length !== pending.length || normals.length === 0) return pending.map((c) => readChunks([c])[0]);
+    starts.push(normals.length);
+    return pending.map((_, c) => keptNids(normals, starts[c], starts[c + 1], stopFlags));
+  }
+
+  /** The nid sequences of a text's whitespace chunks, in order (unseen chunks read together). */
+  function chunkNids(text: string): Int32Array[] {
+    const parts = text.split(WHITESPACE);
+    const seqs: Int32Array[] = new Array(parts.length);
+    let pending: string[] | undefined;
+    let pendingAt: Map<string, number> | undefined;
+    let holes: Array<[number, string]> | undefined;
+    let n = 0;
+    for (const part of parts) {
+      if (part.length === 0) continue;
+      const seq = chunks.get(part);
+      if (seq !== undefined) {
+        seqs[n++] = seq;
+        continue;
+      }
+      // Remember where it goes; a chunk repeated within the text is read once.
+      pending ??= [];
+      pendingAt ??= new Map();
+      if (!pendingAt.has(part)) {
+        pendingAt.set(part, pending.length);
+        pending.push(part);
+      }
+      seqs[n++] = EMPTY;
+      (holes ??= []).push([n - 1, part]);
+    }
+    seqs.length = n;
+    if (pending) {
+      const read = readChunks(pending);
+      pending.forEach((part, i) => chunks.set(part, read[i]));
+      for (const [at, part] of holes!) seqs[at] = read[pendingAt!.get(part)!];
+    }
+    return seqs;
+  }
   return {
     name: 'wink',
     options: { stem: options.stem },
     analyze(text: string): Token[] {
-      // wink never builds a token across whitespace, so each whitespace-separated chunk can be
-      // analysed once and remembered: most chunks of a corpus repeat, and readDoc dominates cost.
+      bound();
       const out: Token[] = [];
-      for (const chunk of text.split(WHITESPACE)) {
-        if (chunk.length === 0) continue;
-        let tokens = chunks.get(chunk);
-        if (tokens === undefined) {
-          tokens = analyzeChunk(chunk);
-          if (chunks.size >= CHUNK_MEMO_MAX_ENTRIES) chunks.clear();
-          chunks.set(chunk, tokens);
-        }
-        for (const t of tokens) out.push(t);
-      }
+      for (const seq of chunkNids(text)) for (let i = 0; i < seq.length; i++) out.push(nidToken[seq[i]]);
       return out;
+    },
+    analyzeBatch(texts: string[]): AnalyzedBatch {
+      bound();
+      // Batch-local index of each term key, stamped so that nothing needs clearing between texts.
+      const local = new Int32Array(terms.length + 1024).fill(-1);
+      let localOf = local;
+      const batchTerms: string[] = [];
+      const surfaces: string[] = [];
+      const stops: number[] = [];
+      let buf = new Uint32Array(1024);
+      const docs = texts.map((text) => {
+        let n = 0;
+        for (const seq of chunkNids(text)) {
+          if (n + seq.length > buf.length) {
+            const next = new Uint32Array(Math.max(buf.length * 2, n + seq.length));
+            next.set(buf);
+            buf = next;
+          }
+          for (let i = 0; i < seq.length; i++) {
+            const nid = seq[i];
+            const key = nidTerm[nid];
+            if (key >= localOf.length) {
+              const next = new Int32Array(Math.max(localOf.length * 2, key + 1)).fill(-1);
+              next.set(localOf);
+              localOf = next;
+            }
+            let k = localOf[key];
+            if (k < 0) {
+              k = localOf[key] = batchTerms.length;
+              batchTerms.push(terms[key]);
+              surfaces.push(nidToken[nid].surface);
+              stops.push(nidStop[nid]);
+            }
+            buf[n++] = k;
+          }
+        }
+        return buf.slice(0, n);
+      });
+      return { terms: batchTerms, surfaces, stops: Uint8Array.from(stops), docs };
     },
   };
 }
+
+const EMPTY = new Int32Array(0);

@@ -5,19 +5,9 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { createAnalyzer, type AnalyzerOptions } from './index.ts';
-import type { Analyzer } from '../types.ts';
+import type { AnalyzedBatch, Analyzer } from '../types.ts';
 
-/**
- * One analysed batch: its distinct terms once (with the first surface form and stop flag seen),
- * and each document as indices into them. Far cheaper to post, and the main thread then maps a
- * few thousand distinct terms to TermIds instead of hashing every token.
- */
-export interface AnalyzedBatch {
-  terms: string[];
-  surfaces: string[];
-  stops: Uint8Array;
-  docs: Uint32Array[];
-}
+export type { AnalyzedBatch };
 
 export interface AnalyzeRequest {
   id: number;
@@ -32,6 +22,7 @@ export function analyzeBatch(options: AnalyzerOptions, texts: string[]): Analyze
   const key = JSON.stringify(options);
   let analyzer = analyzers.get(key);
   if (!analyzer) analyzers.set(key, (analyzer = createAnalyzer(options)));
+  if (analyzer.analyzeBatch) return analyzer.analyzeBatch(texts);
   const index = new Map<string, number>();
   const terms: string[] = [];
   const surfaces: string[] = [];

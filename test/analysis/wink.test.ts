@@ -39,6 +39,45 @@ describe('wink analyzer', () => {
   });
 });
 
+describe('wink batch analysis', () => {
+  const TEXTS = [
+    'The U.S. economy grew 3.5% in 2019. The U.S. economy!',
+    "COVID-19 isn't over; we can't stop (yet) — don't we?",
+    'Email me at a@b.com or visit http://x.com :) #tag @user',
+    'naïve café\u00a0résumé\tcoöperate\nline\r\nbreaks',
+    'IL-6R and p53-null cells: 5a, C5a, (TNF-α) [ref 12] e.g. etc. Dr. Smith',
+    '',
+    '   spaces   only   ',
+    'repeated repeated repeated words words',
+    'Cats are running, dogs bark; cats are RUNNING.',
+  ];
+
+  it('gives each text the tokens analyze() gives it, as indices into the batch terms', () => {
+    const reference = createWinkAnalyzer({ stem: true });
+    const batch = createWinkAnalyzer({ stem: true }).analyzeBatch!(TEXTS);
+    TEXTS.forEach((text, i) => {
+      const tokens = reference.analyze(text);
+      expect(Array.from(batch.docs[i], (k) => batch.terms[k]), text).toEqual(tokens.map((t) => t.term));
+    });
+    // Distinct terms in order of first occurrence, each with the surface and stop flag seen first.
+    const firsts = new Map<string, { surface: string; stop: boolean }>();
+    for (const text of TEXTS) for (const t of reference.analyze(text)) if (!firsts.has(t.term)) firsts.set(t.term, { surface: t.surface, stop: t.stop });
+    expect(batch.terms).toEqual([...firsts.keys()]);
+    expect(batch.surfaces).toEqual([...firsts.values()].map((f) => f.surface));
+    expect(Array.from(batch.stops, (x) => x === 1)).toEqual([...firsts.values()].map((f) => f.stop));
+  });
+
+  it('answers the same whatever the analyzer read before, and across batches', () => {
+    const warm = createWinkAnalyzer({ stem: false });
+    warm.analyzeBatch!(['warm-up text with cells, (IL-6) and U.S. words', 'more']);
+    const fresh = createWinkAnalyzer({ stem: false });
+    const a = warm.analyzeBatch!(TEXTS);
+    const b = fresh.analyzeBatch!(TEXTS);
+    expect(a.terms).toEqual(b.terms);
+    expect(a.docs.map((d) => Array.from(d))).toEqual(b.docs.map((d) => Array.from(d)));
+  });
+});
+
 describe('wink pipeline sharing', () => {
   it('creates many analyzers in one thread quickly (one pipeline per thread)', () => {
     const t0 = performance.now();
