@@ -76,6 +76,8 @@ try {
   const test = flags['limit-test'] ? s.test.slice(0, Number(flags['limit-test'])) : s.test;
   const env = flags.env ?? (train.some((q) => q.answers?.length) ? 'contains' : 'qrels');
   const dbs = app.engine.store.collectionDbs('default');
+  // Postings reach LMDB at checkpoints: take one so that the bytes compared are the whole index.
+  await app.engine.collections.get('default').index.checkpoint();
   const before = indexFingerprint(dbs);
   const t0 = performance.now();
   const evalBefore = await evaluate(app, test, s.testQrels, { mode: 'late' });

@@ -9,8 +9,14 @@ const { RoaringBitmap32 } = roaring;
 export type Bitmap = InstanceType<typeof RoaringBitmap32>;
 export { RoaringBitmap32 };
 
-/** On-disk format of a data directory; checked on open (INDEX_INCOMPATIBLE on mismatch). */
-export const FORMAT_VERSION = 1;
+/**
+ * On-disk format of a data directory; checked on open (INDEX_INCOMPATIBLE for a format not
+ * listed in READABLE_FORMAT_VERSIONS). 2: postings checkpointed apart from document commits
+ * (`indexedTo` in a collection's counters, the `tails` database).
+ */
+export const FORMAT_VERSION = 2;
+/** Formats this build opens (and upgrades in place): a format-1 directory has every posting stored. */
+export const READABLE_FORMAT_VERSIONS: readonly number[] = [1, 2];
 
 /**
  * msgpackr options shared by every `openDB` encoder. `moreTypes: true` is required: without it

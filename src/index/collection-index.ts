@@ -15,6 +15,7 @@ import {
   u32Bytes,
   type Bitmap,
 } from './codec.ts';
+import type { Database, Key } from 'lmdb';
 import type { CollectionDbs, StoredDocument } from './store.ts';
 
 /**
@@ -57,7 +58,19 @@ interface Meta {
   nextDocId: number;
   totalLen: number;
   tombstones?: Buffer;
+  /**
+   * DocIds below this have their postings, filter bits and lengths in LMDB; those from here to
+   * nextDocId are rebuilt on open from the forward store (and `tails`). Absent: all stored.
+   */
+  indexedTo?: number;
 }
+
+/** Checkpoint postings once this many committed documents are not in them (bounds replay on open). */
+export const CHECKPOINT_EVERY_DOCS = 50_000;
+/** Checkpoint postings once the writer has been idle this long with documents not in them. */
+export const CHECKPOINT_IDLE_MS = 1_000;
+/** Chunk writes per checkpoint transaction (bounds each transaction callback on the event loop). */
+const CHECKPOINT_WRITES_PER_TXN = 4_000;
 
 /**
  * Longest metadata field name and string value (in UTF-8 bytes) that get a filter bitmap. LMDB
@@ -110,6 +123,28 @@ function ensureU8(a: Uint8Array, size: number): Uint8Array {
   return next;
 }
 
+/** Triples buffered by replay before they reach the bitmaps (bounds its memory). */
+const REPLAY_PAIRS = 4_000_000;
+
+/** (TermId, DocId, tf) triples of one write, before they are grouped by term. tf saturates at 255. */
+class TermDocPairs {
+  terms: Uint32Array = new Uint32Array(4096);
+  docs: Uint32Array = new Uint32Array(4096);
+  tfs: Uint8Array = new Uint8Array(4096);
+  length = 0;
+
+  push(term: number, doc: number, tf: number): void {
+    if (this.length === this.terms.length) {
+      this.terms = ensureU32(this.terms, this.length + 1);
+      this.docs = ensureU32(this.docs, this.length + 1);
+      this.tfs = ensureU8(this.tfs, this.length + 1);
+    }
+    this.terms[this.length] = term;
+    this.docs[this.length] = doc;
+    this.tfs[this.length++] = tf > 255 ? 255 : tf;
+  }
+}
+
 /** The in-memory view and the writer of one collection. Create with `openCollectionIndex`. */
 export class CollectionIndex {
   readonly name: string;
@@ -133,6 +168,17 @@ export class CollectionIndex {
   private queue: Promise<unknown> = Promise.resolve();
   /** Scratch tf counters by TermId (all zero between writes). */
   private tfCounts: Uint32Array = new Uint32Array(1024);
+  /** Scratch per-TermId offsets for grouping a write's postings by term. */
+  private termOffsets: Uint32Array = new Uint32Array(1024);
+  /** DocIds below this have their postings, filters and lengths stored (see Meta.indexedTo). */
+  private indexedTo = 0;
+  /** Terms (1 per TermId) and filters whose bitmaps gained DocIds ≥ indexedTo. */
+  private dirtyTerm: Uint8Array = new Uint8Array(1024);
+  private dirtyTerms: number[] = [];
+  private readonly dirtyFilters = new Set<string>();
+  private checkpointTimer: NodeJS.Timeout | undefined;
+  private checkpointQueued = false;
+  private closed = false;
   /** Bumped after every committed write; caches keyed on it stay valid until then. */
   generation = 0;
 
@@ -144,6 +190,10 @@ export class CollectionIndex {
 
   // ---- reading -------------------------------------------------------------------------
 
+  /** Committed documents whose postings are not checkpointed yet (durable through the forward store). */
+  get uncheckpointed(): number {
+    return this.visible - this.indexedTo;
+  }
   /** Number of live (visible, not deleted) documents. */
   get liveCount(): number {
     return this.visible - this.tombstoneSet.size;
@@ -256,9 +306,13 @@ export class CollectionIndex {
       this.lengths.set(bytesU32(value).subarray(0, Math.max(0, this.next - key * CHUNK_SIZE)), key * CHUNK_SIZE);
     }
     if (meta?.tombstones) this.tombstoneSet = deserializeBitmap(meta.tombstones);
-    // Drop anything past the committed counter (cannot happen with atomic commits; cheap to enforce).
+    // Drop anything past the committed counter (a checkpoint never holds more; cheap to enforce).
     for (const tiers of this.postings) for (const b of tiers ?? []) b?.removeRange(this.next, UINT32_END);
+    this.indexedTo = Math.min(meta?.indexedTo ?? this.next, this.next);
+    this.replay();
     this.visible = this.next;
+    this.reserved = this.next;
+    if (this.indexedTo < this.next) this.scheduleCheckpoint();
   }
 
   private addTermInMemory(term: string, surface: string, stop: boolean): TermId {
@@ -292,14 +346,12 @@ export class CollectionIndex {
     if (docs.length === 0) return { inserted: 0, replaced: 0 };
     const firstId = this.next;
     const firstTerm = this.termList.length;
-    const byTerm = new Map<number, number[]>(); // (termId * TIERS + tier) → DocIds
+    const pairs = new TermDocPairs();
     const byFilter = new Map<string, number[]>();
     const replaced: number[] = [];
-    const forward: Array<[number, Buffer]> = [];
+    const forward: Buffer[] = [];
+    const tails: Array<[number, Buffer]> = [];
     let lengthDelta = 0;
-    const nTiers = TF_TIERS.length;
-    let counts: Uint32Array = this.tfCounts;
-    const distinctTerms: number[] = [];
     const vocabIds = new Map<BatchVocabulary, Uint32Array>();
     this.lengths = ensureU32(this.lengths, firstId + docs.length);
     for (let i = 0; i < docs.length; i++) {
@@ -314,24 +366,10 @@ export class CollectionIndex {
       }
       const tokenIds = this.tokenIds(doc, vocabIds);
       const n = Math.min(tokenIds.length, this.maxForwardTokens);
-      const seq = tokenIds.slice(0, n);
-      // Count tf with a reusable per-term counter and a list of the terms touched by this doc.
-      distinctTerms.length = 0;
-      for (let j = 0; j < tokenIds.length; j++) {
-        const id = tokenIds[j];
-        if (id >= counts.length) counts = growCounts(counts, id + 1);
-        if (counts[id]++ === 0) distinctTerms.push(id);
-      }
-      for (const id of distinctTerms) {
-        const count = counts[id];
-        counts[id] = 0;
-        for (let t = 0; t < nTiers && count >= TF_TIERS[t]; t++) {
-          const key = id * nTiers + t;
-          const list = byTerm.get(key);
-          if (list) list.push(docId);
-          else byTerm.set(key, [docId]);
-        }
-      }
+      forward.push(Buffer.from(u32Bytes(tokenIds.subarray(0, n))));
+      // Past the forward store's truncation the tokens are kept until the next checkpoint.
+      if (n < tokenIds.length) tails.push([docId, Buffer.from(u32Bytes(tokenIds.subarray(n)))]);
+      this.countTerms(tokenIds, docId, pairs);
       for (const [field, value] of Object.entries(doc.input.metadata ?? {})) {
         const key = filterKey(field, value);
         if (key === undefined) continue;
@@ -341,62 +379,22 @@ export class CollectionIndex {
       }
       this.lengths[docId] = tokenIds.length;
       lengthDelta += tokenIds.length;
-      forward.push([docId, u32Bytes(seq)]);
     }
-    this.tfCounts = counts;
     const lastId = firstId + docs.length - 1;
-    const chunkLo = firstId >>> CHUNK_BITS;
-    const chunkHi = lastId >>> CHUNK_BITS;
-    // Mutate in-memory postings now: the new DocIds stay invisible until the commit below.
+    // Mutate in-memory postings now: the new DocIds stay invisible until the commit below. The
+    // postings reach LMDB at the next checkpoint; until then the forward store replays them.
     this.reserved = lastId + 1;
-    const touched: Array<[number, number, Bitmap, number, number]> = []; // termId, tier, bitmap, first, last DocId added
-    for (const [key, ids] of byTerm) {
-      const termId = Math.floor(key / nTiers);
-      const tier = key - termId * nTiers;
-      const tiers = (this.postings[termId] ??= []);
-      const bitmap = (tiers[tier] ??= new RoaringBitmap32());
-      bitmap.addMany(ids);
-      touched.push([termId, tier, bitmap, ids[0], ids[ids.length - 1]]);
-    }
-    const touchedFilters: Array<[string, Bitmap]> = [];
-    for (const [key, ids] of byFilter) {
-      let bitmap = this.filters.get(key);
-      if (!bitmap) this.filters.set(key, (bitmap = new RoaringBitmap32()));
-      bitmap.addMany(ids);
-      touchedFilters.push([key, bitmap]);
-    }
+    const touched = this.addPairs(pairs);
+    const touchedFilters = this.addFilters(byFilter);
     const tombstones = this.tombstoneSet.clone();
     tombstones.addMany(replaced);
-    const meta: Meta = { nextDocId: lastId + 1, totalLen: this.total + lengthDelta, tombstones: serializeBitmap(tombstones) };
-    // Serialise outside the transaction, yielding now and then, so that the transaction callback
-    // (which runs on this thread) only copies bytes.
-    const postingWrites: Array<[number[], Buffer]> = [];
-    const filterWrites: Array<[Array<string | number>, Buffer]> = [];
-    const lengthWrites: Array<[number, Buffer]> = [];
-    for (let c = chunkLo; c <= chunkHi; c++) {
-      const lo = c * CHUNK_SIZE;
-      const hi = lo + CHUNK_SIZE;
-      for (const [termId, tier, bitmap, first, last] of touched) {
-        if (last < lo || first >= hi) continue;
-        postingWrites.push([[termId, tier, c], serializeBitmap(chunkOf(bitmap, lo, hi))]);
-        if (postingWrites.length % YIELD_EVERY_BITMAPS === 0) await yieldNow();
-      }
-      for (const [key, bitmap] of touchedFilters) {
-        if (bitmap.rangeCardinality(Math.max(lo, firstId), Math.min(hi, lastId + 1)) === 0) continue;
-        const cut = key.indexOf('\u0000');
-        filterWrites.push([[key.slice(0, cut), key.slice(cut + 1), c], serializeBitmap(chunkOf(bitmap, lo, hi))]);
-      }
-      lengthWrites.push([c, Buffer.from(u32Bytes(this.lengths.subarray(lo, Math.min(hi, lastId + 1))))]);
-    }
+    const meta: Meta = { nextDocId: lastId + 1, totalLen: this.total + lengthDelta, tombstones: serializeBitmap(tombstones), indexedTo: this.indexedTo };
     try {
       await this.dbs.docs.transaction(() => {
         const d = this.dbs;
         for (let t = firstTerm; t < this.termList.length; t++) {
           void d.terms.put(t, [this.termList[t], this.surfaceList[t], this.stopFlags[t] === 1]);
         }
-        for (const [key, bytes] of postingWrites) void d.postings.put(key, bytes);
-        for (const [key, bytes] of filterWrites) void d.filters.put(key, bytes);
-        for (const [key, bytes] of lengthWrites) void d.lengths.put(key, bytes);
         for (let i = 0; i < docs.length; i++) {
           const { input } = docs[i];
           const stored: StoredDocument = { docId: firstId + i, text: input.text };
@@ -404,11 +402,13 @@ export class CollectionIndex {
           if (input.metadata !== undefined) stored.metadata = input.metadata;
           void d.docs.put(input.id, stored);
           void d.ids.put(firstId + i, input.id);
-          void d.forward.put(forward[i][0], forward[i][1]);
+          void d.forward.put(firstId + i, forward[i]);
         }
+        for (const [docId, bytes] of tails) void d.tails.put(docId, bytes);
         for (const old of replaced) {
           void d.ids.remove(old);
           void d.forward.remove(old);
+          if (old >= this.indexedTo) void d.tails.remove(old);
         }
         void d.meta.put('counters', meta);
       });
@@ -421,7 +421,207 @@ export class CollectionIndex {
     this.tombstoneSet = tombstones;
     this.visible = this.next;
     this.generation++;
+    this.scheduleCheckpoint();
     return { inserted: docs.length - replaced.length, replaced: replaced.length };
+  }
+
+  /** Appends a document's (term, DocId, tf) triples, one per distinct term. */
+  private countTerms(tokenIds: Uint32Array, docId: number, pairs: TermDocPairs): void {
+    let counts = this.tfCounts;
+    const distinct: number[] = [];
+    for (let j = 0; j < tokenIds.length; j++) {
+      const id = tokenIds[j];
+      if (id >= counts.length) counts = this.tfCounts = growCounts(counts, id + 1);
+      if (counts[id]++ === 0) distinct.push(id);
+    }
+    for (const id of distinct) {
+      pairs.push(id, docId, counts[id]);
+      counts[id] = 0;
+    }
+  }
+
+  /**
+   * Adds triples to the in-memory postings: grouped by term with a counting sort (DocIds stay in
+   * the order given), then one `addMany` per touched (term, tier). Returns the touched TermIds.
+   */
+  private addPairs(pairs: TermDocPairs): number[] {
+    const n = pairs.length;
+    const off = (this.termOffsets = ensureU32(this.termOffsets, this.termList.length + 1));
+    const { terms, docs, tfs } = pairs;
+    const touched: number[] = [];
+    for (let i = 0; i < n; i++) if (off[terms[i]]++ === 0) touched.push(terms[i]);
+    let pos = 0;
+    for (const t of touched) {
+      const c = off[t];
+      off[t] = pos;
+      pos += c;
+    }
+    const sortedDocs = new Uint32Array(n);
+    const sortedTfs = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const j = off[terms[i]]++;
+      sortedDocs[j] = docs[i];
+      sortedTfs[j] = tfs[i];
+    }
+    const scratch = new Uint32Array(n);
+    const nTiers = TF_TIERS.length;
+    let begin = 0;
+    for (const t of touched) {
+      const end = off[t];
+      off[t] = 0;
+      const tiers = (this.postings[t] ??= []);
+      (tiers[0] ??= new RoaringBitmap32()).addMany(sortedDocs.subarray(begin, end));
+      let maxTf = 0;
+      for (let j = begin; j < end; j++) if (sortedTfs[j] > maxTf) maxTf = sortedTfs[j];
+      for (let k = 1; k < nTiers && TF_TIERS[k] <= maxTf; k++) {
+        let m = 0;
+        for (let j = begin; j < end; j++) if (sortedTfs[j] >= TF_TIERS[k]) scratch[m++] = sortedDocs[j];
+        (tiers[k] ??= new RoaringBitmap32()).addMany(scratch.subarray(0, m));
+      }
+      this.markDirty(t);
+      begin = end;
+    }
+    return touched;
+  }
+
+  private addFilters(byFilter: Map<string, number[]>): Array<[string, Bitmap]> {
+    const touched: Array<[string, Bitmap]> = [];
+    for (const [key, ids] of byFilter) {
+      let bitmap = this.filters.get(key);
+      if (!bitmap) this.filters.set(key, (bitmap = new RoaringBitmap32()));
+      bitmap.addMany(ids);
+      this.dirtyFilters.add(key);
+      touched.push([key, bitmap]);
+    }
+    return touched;
+  }
+
+  private markDirty(termId: number): void {
+    this.dirtyTerm = ensureU8(this.dirtyTerm, termId + 1);
+    if (this.dirtyTerm[termId] === 1) return;
+    this.dirtyTerm[termId] = 1;
+    this.dirtyTerms.push(termId);
+  }
+
+  /**
+   * Rebuilds, on open, the postings, filter bits and lengths of DocIds [indexedTo, next) from the
+   * forward store, `tails` and the stored documents (they were committed after the last
+   * checkpoint). Deleted documents are skipped: their bits would be masked by the tombstones.
+   */
+  private replay(): void {
+    let pairs = new TermDocPairs();
+    const byFilter = new Map<string, number[]>();
+    for (let docId = this.indexedTo; docId < this.next; docId++) {
+      if (this.tombstoneSet.has(docId)) continue;
+      const head = this.dbs.forward.getBinary(docId);
+      if (!head) continue;
+      const tail = this.dbs.tails.getBinary(docId);
+      let tokenIds = bytesU32(head);
+      if (tail) {
+        const rest = bytesU32(tail);
+        const all = new Uint32Array(tokenIds.length + rest.length);
+        all.set(tokenIds);
+        all.set(rest, tokenIds.length);
+        tokenIds = all;
+      }
+      this.lengths[docId] = tokenIds.length;
+      this.countTerms(tokenIds, docId, pairs);
+      const id = this.dbs.ids.get(docId);
+      const doc = id === undefined ? undefined : this.dbs.docs.get(id);
+      if (doc?.docId === docId) {
+        for (const [field, value] of Object.entries(doc.metadata ?? {})) {
+          const key = filterKey(field, value);
+          if (key !== undefined) (byFilter.get(key) ?? byFilter.set(key, []).get(key)!).push(docId);
+        }
+      }
+      if (pairs.length >= REPLAY_PAIRS) {
+        this.addPairs(pairs);
+        pairs = new TermDocPairs();
+      }
+    }
+    this.addPairs(pairs);
+    this.addFilters(byFilter);
+  }
+
+  // ---- checkpoints -------------------------------------------------------------------------
+
+  /**
+   * Writes the postings, filter bits and lengths of every committed document not yet in them,
+   * then advances `indexedTo`. Runs in the writer queue (no write is in flight meanwhile); each
+   * transaction holds at most CHECKPOINT_WRITES_PER_TXN chunks, and a crash between them is
+   * harmless: replay on open adds DocIds to bitmaps, which is idempotent.
+   */
+  checkpoint(): Promise<void> {
+    return this.enqueue(() => this.checkpointNow());
+  }
+
+  private async checkpointNow(): Promise<void> {
+    this.checkpointQueued = false;
+    clearTimeout(this.checkpointTimer);
+    const from = this.indexedTo;
+    const to = this.visible;
+    if (from >= to) return;
+    const terms = this.dirtyTerms;
+    let batch: Array<[Database, Key, Buffer]> = [];
+    const commit = async (final?: () => void) => {
+      const writes = batch;
+      batch = [];
+      try {
+        await this.dbs.postings.transaction(() => {
+          for (const [db, key, bytes] of writes) void db.put(key, bytes);
+          final?.();
+        });
+      } catch (cause) {
+        throw createError('STORE_WRITE_FAILED', { reason: (cause as Error).message }, { cause });
+      }
+    };
+    let serialised = 0;
+    for (let c = from >>> CHUNK_BITS; c <= (to - 1) >>> CHUNK_BITS; c++) {
+      const lo = c * CHUNK_SIZE;
+      const hi = lo + CHUNK_SIZE;
+      const a = Math.max(lo, from);
+      const b = Math.min(hi, to);
+      for (const t of terms) {
+        for (const [tier, bitmap] of (this.postings[t] ?? []).entries()) {
+          if (!bitmap || bitmap.rangeCardinality(a, b) === 0) continue;
+          batch.push([this.dbs.postings as Database, [t, tier, c], serializeBitmap(chunkOf(bitmap, lo, hi))]);
+          if (++serialised % YIELD_EVERY_BITMAPS === 0) await yieldNow();
+          if (batch.length >= CHECKPOINT_WRITES_PER_TXN) await commit();
+        }
+      }
+      for (const key of this.dirtyFilters) {
+        const bitmap = this.filters.get(key);
+        if (!bitmap || bitmap.rangeCardinality(a, b) === 0) continue;
+        const cut = key.indexOf('\u0000');
+        batch.push([this.dbs.filters as Database, [key.slice(0, cut), key.slice(cut + 1), c], serializeBitmap(chunkOf(bitmap, lo, hi))]);
+      }
+      batch.push([this.dbs.lengths as Database, c, Buffer.from(u32Bytes(this.lengths.subarray(lo, b)))]);
+    }
+    const meta: Meta = { nextDocId: this.next, totalLen: this.total, tombstones: serializeBitmap(this.tombstoneSet), indexedTo: to };
+    const staleTails = [...this.dbs.tails.getKeys({ end: to })];
+    await commit(() => {
+      for (const docId of staleTails) void this.dbs.tails.remove(docId);
+      void this.dbs.meta.put('counters', meta);
+    });
+    for (const t of terms) this.dirtyTerm[t] = 0;
+    this.dirtyTerms = [];
+    this.dirtyFilters.clear();
+    this.indexedTo = to;
+  }
+
+  /** After a write: checkpoint now when enough documents wait, else once the writer is idle. */
+  private scheduleCheckpoint(): void {
+    if (this.closed) return;
+    clearTimeout(this.checkpointTimer);
+    if (this.uncheckpointed >= CHECKPOINT_EVERY_DOCS) return this.queueCheckpoint();
+    this.checkpointTimer = setTimeout(() => this.queueCheckpoint(), CHECKPOINT_IDLE_MS).unref();
+  }
+
+  private queueCheckpoint(): void {
+    if (this.checkpointQueued || this.closed) return;
+    this.checkpointQueued = true;
+    // A failed checkpoint loses nothing (the forward store still replays); the next write retries.
+    this.checkpoint().catch(() => undefined);
   }
 
   /** TermIds of a document's tokens, adding new terms to the dictionary (in memory). */
@@ -443,9 +643,9 @@ export class CollectionIndex {
     return ids;
   }
 
-  private rollback(firstId: number, firstTerm: number, touched: Array<[number, number, Bitmap, number, number]>, filters: Array<[string, Bitmap]>): void {
+  private rollback(firstId: number, firstTerm: number, touched: number[], filters: Array<[string, Bitmap]>): void {
     this.reserved = firstId;
-    for (const [, , bitmap] of touched) bitmap.removeRange(firstId, UINT32_END);
+    for (const t of touched) for (const bitmap of this.postings[t] ?? []) bitmap?.removeRange(firstId, UINT32_END);
     for (const [, bitmap] of filters) bitmap.removeRange(firstId, UINT32_END);
     for (let t = firstTerm; t < this.termList.length; t++) this.termIds.delete(this.termList[t]);
     this.postings.length = Math.min(this.postings.length, firstTerm);
@@ -468,13 +668,14 @@ export class CollectionIndex {
         tombstones.add(docId);
         total -= this.lengths[docId];
       }
-      const meta: Meta = { nextDocId: this.next, totalLen: total, tombstones: serializeBitmap(tombstones) };
+      const meta: Meta = { nextDocId: this.next, totalLen: total, tombstones: serializeBitmap(tombstones), indexedTo: this.indexedTo };
       try {
         await this.dbs.docs.transaction(() => {
           for (const [id, docId] of found) {
             void this.dbs.docs.remove(id);
             void this.dbs.ids.remove(docId);
             void this.dbs.forward.remove(docId);
+            if (docId >= this.indexedTo) void this.dbs.tails.remove(docId);
           }
           void this.dbs.meta.put('counters', meta);
         });
@@ -488,9 +689,17 @@ export class CollectionIndex {
     });
   }
 
-  /** Waits for queued writes (used before close). */
+  /** Waits for queued writes and stops scheduling checkpoints (before a drop). */
   async drain(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.checkpointTimer);
     await this.queue;
+  }
+
+  /** Waits for queued writes and checkpoints what they left (before close: a fast next open). */
+  async close(): Promise<void> {
+    await this.drain();
+    await this.enqueue(() => this.checkpointNow());
   }
 }
 

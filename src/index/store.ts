@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { open, type Database, type DatabaseOptions, type RootDatabase } from 'lmdb';
 import { createError } from '../errors.ts';
-import { FORMAT_VERSION, PACKR_OPTIONS } from './codec.ts';
+import { FORMAT_VERSION, PACKR_OPTIONS, READABLE_FORMAT_VERSIONS } from './codec.ts';
 
 export interface StoreOptions {
   dataDir: string;
@@ -25,8 +25,13 @@ export interface CollectionDbs {
   filters: Database<Buffer, Array<string | number>>;
   /** chunk → Uint32Array bytes of 65,536 document lengths. */
   lengths: Database<Buffer, number>;
-  /** DocId → term-id sequence bytes (the forward store). */
+  /** DocId → term-id sequence bytes (the forward store), truncated to `maxForwardTokens`. */
   forward: Database<Buffer, number>;
+  /**
+   * DocId → the term ids past the forward store's truncation, kept only until the document's
+   * postings are checkpointed (the forward store plus this tail replay them after a crash).
+   */
+  tails: Database<Buffer, number>;
   /** DocId → external id. */
   ids: Database<string, number>;
   /** External id → stored document. */
@@ -43,11 +48,11 @@ export interface StoredDocument {
   metadata?: Record<string, unknown>;
 }
 
-export const DB_NAMES = ['meta', 'terms', 'postings', 'filters', 'lengths', 'forward', 'ids', 'docs', 'state'] as const;
-/** Most named databases in one environment (LMDB `maxDbs`). */
-const MAX_DBS = 1_000;
+export const DB_NAMES = ['meta', 'terms', 'postings', 'filters', 'lengths', 'forward', 'tails', 'ids', 'docs', 'state'] as const;
 /** Most collections per data directory: each takes DB_NAMES.length named databases, plus the catalog. */
 export const MAX_COLLECTIONS = 100;
+/** Most named databases in one environment (LMDB `maxDbs`): every collection's, the catalog, and room. */
+const MAX_DBS = MAX_COLLECTIONS * DB_NAMES.length + 16;
 const STORE_FILE = 'r3serve.mdb';
 /** lmdb-js accepts msgpackr options as `encoder`; its typings omit the field. */
 type DbOptions = DatabaseOptions & { name: string; encoder?: object };
@@ -78,7 +83,7 @@ export function openStore(options: StoreOptions): Store {
   }
   const catalog = root.openDB<Record<string, unknown>, string>({ name: 'catalog', encoder: PACKR_OPTIONS } as DbOptions);
   const found = root.get('formatVersion') as number | undefined;
-  if (found === undefined) root.putSync('formatVersion', FORMAT_VERSION);
+  if (found === undefined || (found !== FORMAT_VERSION && READABLE_FORMAT_VERSIONS.includes(found))) root.putSync('formatVersion', FORMAT_VERSION);
   else if (found !== FORMAT_VERSION) {
     void root.close();
     throw createError('INDEX_INCOMPATIBLE', { path, found, expected: FORMAT_VERSION }, { details: { path, found, expected: FORMAT_VERSION } });
@@ -96,6 +101,7 @@ export function openStore(options: StoreOptions): Store {
       filters: root.openDB({ name: p('filters'), encoding: 'binary' }),
       lengths: root.openDB({ name: p('lengths'), keyEncoding: 'uint32', encoding: 'binary' }),
       forward: root.openDB({ name: p('forward'), keyEncoding: 'uint32', encoding: 'binary' }),
+      tails: root.openDB({ name: p('tails'), keyEncoding: 'uint32', encoding: 'binary' }),
       ids: root.openDB({ name: p('ids'), keyEncoding: 'uint32', encoding: 'string' }),
       docs: root.openDB({ name: p('docs'), encoder: PACKR_OPTIONS } as DbOptions),
       state: root.openDB({ name: p('state'), encoder: PACKR_OPTIONS } as DbOptions),

@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { createError } from '../errors.ts';
 import type { AnalyzerInput, AnalyzerOptions, WinkAnalyzerOptions } from '../analysis/index.ts';
 import { createAnalyzer, resolveAnalyzerOptions } from '../analysis/index.ts';
-import type { AnalysisPool } from '../analysis/pool.ts';
+import type { AnalysisPool, AnalyzedText } from '../analysis/pool.ts';
 import { openCollectionIndex, type CollectionIndex, type WriteResult } from '../index/collection-index.ts';
 import { MAX_COLLECTIONS, type Store } from '../index/store.ts';
 import type { DocumentInput } from '../types.ts';
@@ -169,13 +169,21 @@ export class Collections {
     const c = this.get(name);
     this.validate(docs);
     const texts = docs.map((d) => (d.title ? `${d.title}\n${d.text}` : d.text));
-    const analyzed = await this.pool.analyze(c.options.analyzer, texts);
     // Commit in slices: each transaction's callback runs on the event loop, and a slice keeps it
-    // short enough for searches arriving meanwhile. Every slice is durable before the answer.
-    const total: WriteResult = { inserted: 0, replaced: 0 };
+    // short enough for searches arriving meanwhile. Every slice is handed to the analysis workers
+    // at once and committed as soon as it (and those before it) are analysed, so committing one
+    // overlaps analysing the next. Every slice is durable before the answer.
+    const analyses: Array<Promise<AnalyzedText[]>> = [];
     for (let i = 0; i < docs.length; i += COMMIT_SLICE_DOCS) {
-      const slice = docs.slice(i, i + COMMIT_SLICE_DOCS).map((input, j) => ({ input, ...analyzed[i + j] }));
-      const r = await c.index.upsert(slice);
+      const analysis = this.pool.analyze(c.options.analyzer, texts.slice(i, i + COMMIT_SLICE_DOCS));
+      analysis.catch(() => undefined); // awaited below, in order; a failure stops the loop there
+      analyses.push(analysis);
+    }
+    const total: WriteResult = { inserted: 0, replaced: 0 };
+    for (let s = 0; s < analyses.length; s++) {
+      const analyzed = await analyses[s];
+      const at = s * COMMIT_SLICE_DOCS;
+      const r = await c.index.upsert(analyzed.map((a, j) => ({ input: docs[at + j], ...a })));
       total.inserted += r.inserted;
       total.replaced += r.replaced;
     }
@@ -189,7 +197,7 @@ export class Collections {
 
   async close(): Promise<void> {
     for (const c of this.open.values()) {
-      await c.index.drain();
+      await c.index.close();
       await c.searcher.retriever?.close?.();
     }
   }

@@ -145,6 +145,7 @@ describe('collections', () => {
     const requests: InjectOptions[] = [
       { method: 'GET', url: '/collections/nope' },
       { method: 'DELETE', url: '/collections/nope' },
+      { method: 'POST', url: '/collections/nope/checkpoint' },
       { method: 'POST', url: '/search', payload: { collection: 'nope', query: 'cell' } },
       { method: 'POST', url: '/documents', payload: { collection: 'nope', documents: [{ id: 'a', text: 'cell' }] } },
       { method: 'POST', url: '/documents?collection=nope', payload: { documents: [{ id: 'a', text: 'cell' }] } },
@@ -154,6 +155,17 @@ describe('collections', () => {
       { method: 'POST', url: '/documents/delete', payload: { collection: 'nope', ids: ['a'] } },
     ];
     for (const r of requests) expectProblem(await app.inject(r), 404, 'COLLECTION_NOT_FOUND');
+  });
+
+  it('checkpoints postings on request: uncheckpointed documents drop to 0, search unchanged', async () => {
+    await createCollection('ckpt');
+    await ingest([{ id: 'c1', text: 'otter whiskers' }, { id: 'c2', text: 'otter tail' }], 'ckpt');
+    const before = (await app.inject({ method: 'GET', url: '/collections/ckpt' })).json();
+    expect(before).toMatchObject({ documents: 2, uncheckpointed: 2 });
+    const res = await app.inject({ method: 'POST', url: '/collections/ckpt/checkpoint' });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ name: 'ckpt', documents: 2, uncheckpointed: 0 });
+    expect(await hitIds('otter whiskers', { collection: 'ckpt' })).toEqual(['c1', 'c2']);
   });
 
   it('keeps collections apart and empties a dropped-then-recreated collection', async () => {

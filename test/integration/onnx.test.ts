@@ -92,6 +92,7 @@ describe('onnx retriever over HTTP (sidr)', () => {
     expect(terms).toContain('paris');
     expect(terms.some((x) => x.startsWith('##'))).toBe(true);
     expect(Array.from(c.index.forward(c.index.getDocument('paris')!.docId)!, (id) => c.index.term(id))).toEqual(['france', 'paris', 'is', 'the', 'capital', 'and', 'large', '##s', '##t', 'city', 'of', 'france', '.']);
+    await c.index.checkpoint();
     fp0 = indexFingerprint(dbs());
     expect(fp0.entries).toBeGreaterThan(0);
   }, 60_000);

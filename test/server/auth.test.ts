@@ -39,6 +39,7 @@ describe('requiredScope', () => {
     ['HEAD', '/documents/:id', 'search'],
     ['PUT', '/collections/:name', 'write'],
     ['DELETE', '/collections/:name', 'write'],
+    ['POST', '/collections/:name/checkpoint', 'write'],
     ['GET', '/collections', 'search'],
     ['GET', '/collections/:name', 'search'],
     ['POST', '/rcl/step', 'train'],
