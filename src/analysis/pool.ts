@@ -3,6 +3,7 @@
  * batch across the workers and reassembles it in order. Workers load TypeScript through tsx.
  */
 import { Worker } from 'node:worker_threads';
+import { BACKGROUND_THREAD_NICE } from '../threads.ts';
 import type { AnalyzerOptions } from './index.ts';
 import type { AnalyzedBatch } from './worker.ts';
 
@@ -38,7 +39,9 @@ export class AnalysisPool {
   }
 
   private spawn(): PoolWorker {
-    const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), { workerData: { module: new URL('./worker.ts', import.meta.url).href } });
+    const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), {
+      workerData: { module: new URL('./worker.ts', import.meta.url).href, nice: BACKGROUND_THREAD_NICE },
+    });
     const entry: PoolWorker = { worker, pending: new Map(), load: 0 };
     worker.unref();
     worker.on('message', (msg: { id: number; batch?: AnalyzedBatch; error?: { message: string } }) => {

@@ -4,6 +4,7 @@
  * changed, and the optimizer checkpoint only when the worker's state is not the parent's.
  */
 import { Worker } from 'node:worker_threads';
+import { BACKGROUND_THREAD_NICE } from '../threads.ts';
 import { createError } from '../errors.ts';
 import type { RclTriple } from '../encoder/sidr-glove-grad.ts';
 import { cloneTheta, type SidrFrozen, type Theta } from '../encoder/sidr-glove.ts';
@@ -20,7 +21,7 @@ export class SidrTrainer {
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
     const worker = new Worker(new URL('../worker-entry.mjs', import.meta.url), {
-      workerData: { module: new URL('./sidr-train-worker.ts', import.meta.url).href },
+      workerData: { module: new URL('./sidr-train-worker.ts', import.meta.url).href, nice: BACKGROUND_THREAD_NICE },
     });
     worker.unref();
     worker.on('message', (reply: TrainStepReply) => {
