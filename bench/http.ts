@@ -3,6 +3,7 @@
  * 127.0.0.1) under `/search` (lexical, late, late with documents), `/documents` ingest, `/search`
  * while `/rcl/step` trains, and each peer engine behind a thin fastify wrapper. One JSON line last.
  */
+import { SERVER_NODE_FLAGS } from '../src/threads.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
@@ -240,7 +241,7 @@ async function main(): Promise<void> {
   const base = `http://127.0.0.1:${port}`;
   // --server-cpu-prof DIR profiles the server with `node --cpu-prof` (written when it exits).
   const serverNodeArgs = flags['server-cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${flags['server-cpu-prof']}`] : [];
-  const server = spawn(process.execPath, [...process.execArgv, ...serverNodeArgs, join(ROOT, 'src', 'main.ts'), '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], {
+  const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...process.execArgv, ...serverNodeArgs, join(ROOT, 'src', 'main.ts'), '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], {
     cwd: ROOT,
     stdio: ['ignore', 'inherit', 'inherit'],
   });

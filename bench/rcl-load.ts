@@ -34,6 +34,7 @@ try {
   const corpus = await resolveDataFile(flags.data, 'corpus.jsonl');
   if (corpus.gzip) throw new Error('gzipped corpora: load them with bench/eval.ts');
   await call('/documents', readFileSync(corpus.path, 'utf8'), 'application/x-ndjson');
+  await call('/collections/default/checkpoint', {}); // not left to fire inside a measured window
   const hasTrain = await readQueries(flags.data, 'train').then(() => true, () => false);
   const train = (await readQueries(flags.data, hasTrain ? 'train' : 'test')).slice(0, 512);
   const qrels = await readQrels(flags.data, hasTrain ? 'train' : 'test');

@@ -6,6 +6,7 @@
  *
  *   npx tsx bench/soak.ts --seconds 300 [--clients 4] [--warmup 30] [--seed-docs 5000] [--port P]
  */
+import { SERVER_NODE_FLAGS } from '../src/threads.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -60,7 +61,7 @@ const dataDir = mkdtempSync(join(tmpdir(), 'r3soak-'));
 /** The load runs authenticated, so the auth hooks are part of what is soaked. */
 const API_KEY = 'soak-admin-key-0001';
 const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('R3SERVE_'))), R3SERVE_API_KEYS: `${API_KEY}:admin` };
-const server = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--workers', '1'], {
+const server = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--workers', '1'], {
   env,
   stdio: ['ignore', 'inherit', 'inherit'],
 });

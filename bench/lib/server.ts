@@ -1,11 +1,13 @@
 /**
  * A real server process for benchmarks and crash tests: `src/main.ts` spawned with tsx on a free
- * loopback port, polled until `/ready`, killed with any signal. `R3_BENCH_NODE_ARGS` adds Node
+ * loopback port with the flags `npm start` uses, polled until `/ready`, killed with any signal.
+ * `R3_BENCH_NODE_ARGS` adds Node
  * flags to the server (e.g. `--cpu-prof --cpu-prof-dir=prof` to profile it under load).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { SERVER_NODE_FLAGS } from '../../src/threads.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -41,7 +43,7 @@ export async function startServer(dataDir: string, opts: StartOptions = {}): Pro
   const port = await freePort();
   const t0 = performance.now();
   const args = opts.args ?? ['--workers', '1'];
-  const child = spawn(process.execPath, [...(process.env.R3_BENCH_NODE_ARGS?.split(' ') ?? []), '--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, ...(process.env.R3_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', opts.stderr ?? 'inherit'],
   });

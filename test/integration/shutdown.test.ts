@@ -3,6 +3,7 @@
  * streamed ingest stops new connections, lets the ingest finish and acknowledge, closes the store,
  * and exits 0; after a restart every acknowledged document is there.
  */
+import { SERVER_NODE_FLAGS } from '../../src/threads.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +21,7 @@ interface Server {
 
 function startServer(dataDir: string, port: number): Server {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('R3SERVE_')));
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--workers', '1'], {
+  const child = spawn(process.execPath, [...SERVER_NODE_FLAGS, '--import', 'tsx', 'src/main.ts', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn', '--workers', '1'], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
