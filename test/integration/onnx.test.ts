@@ -198,6 +198,7 @@ describe.each([
     expect(res.statusCode, res.body).toBe(201);
     expect(res.json().analyzer.name).toBe('wordpiece');
     expect((await app.inject({ method: 'POST', url: '/documents', payload: { collection: 'c', documents: DOCS } })).statusCode).toBe(200);
+    await app.engine.collections.get('c').index.checkpoint();
     const fp = indexFingerprint(app.engine.store.collectionDbs('c'));
     expect((await search(app, 'c', 'capital of france')).hits.length).toBeGreaterThan(0);
     const r = retrieverOf(app, 'c');

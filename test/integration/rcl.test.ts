@@ -53,6 +53,8 @@ describe('RCL over HTTP', () => {
   });
 
   it('runs a step: a new version serves at once, the lineage records it, the index is untouched', async () => {
+    // Postings reach LMDB at checkpoints: take one so that the bytes compared are the whole index.
+    await app.engine.collections.get('default').index.checkpoint();
     const fpBefore = indexFingerprint(app.engine.store.collectionDbs('default'));
     const r = await post('/rcl/step', { queries: QUERIES.map((q) => ({ id: q.id })), environment: 'contains' });
     expect(r.statusCode).toBe(200);
