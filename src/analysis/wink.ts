@@ -181,37 +181,27 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
 
   /** The nid sequences of a text's whitespace chunks, in order (unseen chunks read together). */
   function chunkNids(text: string): Int32Array[] {
-    const parts = text.split(WHITESPACE);
-    const seqs: Int32Array[] = new Array(parts.length);
-    let pending: string[] | undefined;
-    let pendingAt: Map<string, number> | undefined;
+    const seqs: Int32Array[] = [];
+    // Chunks not seen before (each once) and where they go, filled in after one read.
+    let unseen: Set<string> | undefined;
     let holes: Array<[number, string]> | undefined;
-    let n = 0;
-    for (const part of parts) {
+    for (const part of text.split(WHITESPACE)) {
       if (part.length === 0) continue;
       const seq = chunks.get(part);
-      if (seq !== undefined) {
-        seqs[n++] = seq;
-        continue;
+      if (seq === undefined) {
+        (unseen ??= new Set()).add(part);
+        (holes ??= []).push([seqs.length, part]);
       }
-      // Remember where it goes; a chunk repeated within the text is read once.
-      pending ??= [];
-      pendingAt ??= new Map();
-      if (!pendingAt.has(part)) {
-        pendingAt.set(part, pending.length);
-        pending.push(part);
-      }
-      seqs[n++] = EMPTY;
-      (holes ??= []).push([n - 1, part]);
+      seqs.push(seq as Int32Array);
     }
-    seqs.length = n;
-    if (pending) {
-      const read = readChunks(pending);
-      pending.forEach((part, i) => chunks.set(part, read[i]));
-      for (const [at, part] of holes!) seqs[at] = read[pendingAt!.get(part)!];
+    if (unseen) {
+      const pending = [...unseen];
+      readChunks(pending).forEach((seq, i) => chunks.set(pending[i], seq));
+      for (const [at, part] of holes!) seqs[at] = chunks.get(part)!;
     }
     return seqs;
   }
+
   return {
     name: 'wink',
     options: { stem: options.stem },
@@ -223,9 +213,8 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
     },
     analyzeBatch(texts: string[]): AnalyzedBatch {
       bound();
-      // Batch-local index of each term key, stamped so that nothing needs clearing between texts.
-      const local = new Int32Array(terms.length + 1024).fill(-1);
-      let localOf = local;
+      // Batch-local index of each term key (-1: not in this batch yet).
+      let localOf = new Int32Array(terms.length + 1024).fill(-1);
       const batchTerms: string[] = [];
       const surfaces: string[] = [];
       const stops: number[] = [];
@@ -263,4 +252,3 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
   };
 }
 
-const EMPTY = new Int32Array(0);

@@ -30,7 +30,6 @@ const CHUNK_SIZE = 1 << CHUNK_BITS;
 /** Exclusive upper bound for `removeRange` over the whole uint32 space. */
 const UINT32_END = 2 ** 32;
 
-/** A document after analysis (done off the event loop). */
 /** Distinct terms of an analysed batch, with the first surface form and stop flag of each. */
 export interface BatchVocabulary {
   terms: string[];
@@ -87,6 +86,17 @@ function filterKey(field: string, value: unknown): string | undefined {
   return undefined;
 }
 
+/** Adds `docId` to the list of each filterable metadata value (filter key → DocIds). */
+function collectFilters(metadata: Record<string, unknown> | undefined, docId: number, byFilter: Map<string, number[]>): void {
+  for (const [field, value] of Object.entries(metadata ?? {})) {
+    const key = filterKey(field, value);
+    if (key === undefined) continue;
+    const list = byFilter.get(key);
+    if (list) list.push(docId);
+    else byFilter.set(key, [docId]);
+  }
+}
+
 /** The members of `bitmap` in chunk [lo, hi): the bitmap itself when it lies wholly inside. */
 function chunkOf(bitmap: Bitmap, lo: number, hi: number): Bitmap {
   return bitmap.minimum() >= lo && bitmap.maximum() < hi ? bitmap : sliceBitmap(bitmap, lo, hi);
@@ -99,13 +109,6 @@ const YIELD_EVERY_BITMAPS = 4_000;
 
 function yieldNow(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
-}
-
-/** A zeroed counter array of at least `size` entries holding `a`'s counts. */
-function growCounts(a: Uint32Array, size: number): Uint32Array {
-  const next = new Uint32Array(Math.max(size, a.length * 2));
-  next.set(a);
-  return next;
 }
 
 /** Growable Uint32Array. */
@@ -370,13 +373,7 @@ export class CollectionIndex {
       // Past the forward store's truncation the tokens are kept until the next checkpoint.
       if (n < tokenIds.length) tails.push([docId, Buffer.from(u32Bytes(tokenIds.subarray(n)))]);
       this.countTerms(tokenIds, docId, pairs);
-      for (const [field, value] of Object.entries(doc.input.metadata ?? {})) {
-        const key = filterKey(field, value);
-        if (key === undefined) continue;
-        const list = byFilter.get(key);
-        if (list) list.push(docId);
-        else byFilter.set(key, [docId]);
-      }
+      collectFilters(doc.input.metadata, docId, byFilter);
       this.lengths[docId] = tokenIds.length;
       lengthDelta += tokenIds.length;
     }
@@ -431,7 +428,7 @@ export class CollectionIndex {
     const distinct: number[] = [];
     for (let j = 0; j < tokenIds.length; j++) {
       const id = tokenIds[j];
-      if (id >= counts.length) counts = this.tfCounts = growCounts(counts, id + 1);
+      if (id >= counts.length) counts = this.tfCounts = ensureU32(counts, id + 1);
       if (counts[id]++ === 0) distinct.push(id);
     }
     for (const id of distinct) {
@@ -528,12 +525,7 @@ export class CollectionIndex {
       this.countTerms(tokenIds, docId, pairs);
       const id = this.dbs.ids.get(docId);
       const doc = id === undefined ? undefined : this.dbs.docs.get(id);
-      if (doc?.docId === docId) {
-        for (const [field, value] of Object.entries(doc.metadata ?? {})) {
-          const key = filterKey(field, value);
-          if (key !== undefined) (byFilter.get(key) ?? byFilter.set(key, []).get(key)!).push(docId);
-        }
-      }
+      if (doc?.docId === docId) collectFilters(doc.metadata, docId, byFilter);
       if (pairs.length >= REPLAY_PAIRS) {
         this.addPairs(pairs);
         pairs = new TermDocPairs();
@@ -699,7 +691,7 @@ export class CollectionIndex {
   /** Waits for queued writes and checkpoints what they left (before close: a fast next open). */
   async close(): Promise<void> {
     await this.drain();
-    await this.enqueue(() => this.checkpointNow());
+    await this.checkpoint();
   }
 }
 
