@@ -68,9 +68,13 @@ export class RetrieverStore {
     return chain.reverse();
   }
 
+  /** One past the newest stored version: reads the last version key only, no record. */
   nextVersion(): number {
-    const all = this.list();
-    return all.length === 0 ? 0 : all[all.length - 1].version + 1;
+    // Newest first; `end` (exclusive) is the bare prefix, which sorts before every version key.
+    for (const key of this.dbs.state.getKeys({ start: ['retriever', 'version', Number.MAX_SAFE_INTEGER], end: ['retriever', 'version'], reverse: true, limit: 1 })) {
+      return (key as [string, string, number])[2] + 1;
+    }
+    return 0;
   }
 
   /**

@@ -113,6 +113,12 @@ export class RclService {
     return [CLIENT_ENVIRONMENT, ...this.environments.keys()];
   }
 
+  /** Training counters of a collection (404 for an unknown one), without the RNG state. */
+  counters(collection: string): Omit<ReturnType<RclState['counters']>, 'rngState'> {
+    const { rngState: _r, ...counters } = this.state(this.collections.get(collection).name).counters();
+    return counters;
+  }
+
   private environment(name: string): Environment {
     const env = this.environments.get(name);
     if (!env) throw createError('RCL_ENVIRONMENT_UNSUPPORTED', { environment: name }, { details: { available: this.environmentNames() } });
@@ -271,10 +277,11 @@ export class RclService {
         }
         return runs;
       };
-      const before = mrrOf(await retrieve(undefined), current.gamma);
+      const served = await retrieve(undefined);
+      const before = mrrOf(served, current.gamma);
       const scores: Array<{ gamma: number; expansionScale?: number; mrr: number }> = [];
       for (const expansionScale of scales) {
-        const runs = await retrieve(expansionScale);
+        const runs = expansionScale === undefined ? served : await retrieve(expansionScale);
         for (const gamma of grid) scores.push({ gamma, expansionScale, mrr: mrrOf(runs, gamma) });
       }
       const best = scores.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));

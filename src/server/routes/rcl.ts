@@ -6,8 +6,6 @@
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_COLLECTION } from '../../search/collections.ts';
 import type { OfflineRequest, StepRequest } from '../../rcl/loop.ts';
-import { RclState } from '../../rcl/state.ts';
-import { RetrieverStore } from '../../index/retriever-store.ts';
 import { collectionNameSchema, problemResponses } from '../schemas/common.ts';
 
 const queryInput = {
@@ -152,9 +150,7 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     { schema: { querystring: { type: 'object', properties: { collection: collectionNameSchema } }, response: { ...problemResponses } } },
     async (request) => {
       const name = request.query.collection ?? DEFAULT_COLLECTION;
-      collections.get(name);
-      const { rngState: _r, ...counters } = new RclState(new RetrieverStore(app.engine.store.collectionDbs(name))).counters();
-      return { collection: name, environments: rcl.environmentNames(), ...counters };
+      return { collection: name, environments: rcl.environmentNames(), ...rcl.counters(name) };
     },
   );
 }
