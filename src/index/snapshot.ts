@@ -8,12 +8,10 @@ import { existsSync } from 'node:fs';
 import { link, mkdir, open, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { createError, isAppError } from '../errors.ts';
-import type { Store } from './store.ts';
+import { STORE_FILE, type Store } from './store.ts';
 
 /** Folder inside the data directory that holds snapshots; requested paths must stay inside it. */
 export const SNAPSHOT_DIR = 'snapshots';
-/** File name of the environment in a data directory (a snapshot restored there is served). */
-export const STORE_FILE_NAME = 'r3serve.mdb';
 
 export interface SnapshotResult {
   /** Absolute path of the snapshot file. */
@@ -31,7 +29,7 @@ export interface SnapshotResult {
  */
 export function resolveSnapshotPath(dataDir: string, requested?: string, now: Date = new Date()): string {
   const base = resolve(dataDir, SNAPSHOT_DIR);
-  if (requested === undefined) return join(base, now.toISOString().replace(/[:.]/g, '-'), STORE_FILE_NAME);
+  if (requested === undefined) return join(base, now.toISOString().replace(/[:.]/g, '-'), STORE_FILE);
   if (requested.length === 0 || requested.includes('\0')) {
     throw createError('SNAPSHOT_PATH_INVALID', { path: requested, reason: 'empty or holds a NUL character' });
   }

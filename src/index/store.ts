@@ -53,7 +53,8 @@ export const DB_NAMES = ['meta', 'terms', 'postings', 'filters', 'lengths', 'for
 export const MAX_COLLECTIONS = 100;
 /** Most named databases in one environment (LMDB `maxDbs`): every collection's, the catalog, and room. */
 const MAX_DBS = MAX_COLLECTIONS * DB_NAMES.length + 16;
-const STORE_FILE = 'r3serve.mdb';
+/** File name of the environment in a data directory (a snapshot copied there is served). */
+export const STORE_FILE = 'r3serve.mdb';
 /** lmdb-js accepts msgpackr options as `encoder`; its typings omit the field. */
 type DbOptions = DatabaseOptions & { name: string; encoder?: object };
 
