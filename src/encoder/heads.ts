@@ -1,7 +1,7 @@
 /**
  * The trainable head θ of the `onnx` retriever: a per-dimension gain g and bias b on the frozen
  * backbone's outputs, plus an in-batch InfoNCE loss with hand-written gradients w.r.t. g and b.
- * Plain TS over typed arrays; no I/O, no onnxruntime. The optimizer (AdamW) lives in `rcl/`.
+ * Plain TS over typed arrays; no I/O, no onnxruntime. The optimizer (AdamW) is `optimizer.ts`.
  */
 import type { SparseVector } from '../types.ts';
 

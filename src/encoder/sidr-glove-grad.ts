@@ -4,6 +4,7 @@
  * `encodeQuery` and treated as fixed. Does not update θ: the optimizer consumes the gradient.
  */
 import { kernels } from '../kernels/index.ts';
+import { inBatchInfoNce } from './heads.ts';
 import type { TermId } from '../types.ts';
 import {
   DEFAULT_EXPANSION_SCALE,
@@ -162,19 +163,21 @@ export function lossAndGrad(theta: Theta, frozen: SidrFrozen, batch: readonly Rc
   const { f, supports } = forward(theta, frozen, batch, opts);
   const s = scores(f);
   const tau = opts.temperature ?? Math.exp(theta.logTemperature[0]);
-  const ee = infoNce(s.ee, f.B, tau);
-  const et = infoNce(s.et, f.B, tau);
-  const te = infoNce(s.te, f.B, tau);
+  // Symmetric in-batch InfoNCE over each B × 2B score family.
+  const nce = (m: Float64Array) => inBatchInfoNce(m, f.B, 2 * f.B, { temperature: tau, symmetric: true });
+  const ee = nce(s.ee);
+  const et = nce(s.et);
+  const te = nce(s.te);
   const weights = [1, 0.5, 0.5];
-  [ee, et, te].forEach((part, k) => part.dS.forEach((x, i, a) => (a[i] = x * weights[k])));
+  [ee, et, te].forEach((part, k) => part.dScores.forEach((x, i, a) => (a[i] = x * weights[k])));
   // z = s/τ ⇒ ∂L/∂ln τ = −Σ ∂L/∂s · s.
   let gLogT = 0;
   if (opts.temperature === undefined) {
     for (const [part, m] of [[ee, s.ee], [et, s.et], [te, s.te]] as const) {
-      for (let i = 0; i < m.length; i++) gLogT -= part.dS[i] * m[i];
+      for (let i = 0; i < m.length; i++) gLogT -= part.dScores[i] * m[i];
     }
   }
-  const grad = backward(theta, frozen, f, ee.dS, et.dS, te.dS);
+  const grad = backward(theta, frozen, f, ee.dScores, et.dScores, te.dScores);
   grad.logTemperature = gLogT;
   return {
     loss: ee.loss + 0.5 * et.loss + 0.5 * te.loss,
@@ -182,31 +185,6 @@ export function lossAndGrad(theta: Theta, frozen: SidrFrozen, batch: readonly Rc
     grad,
     querySupports: supports,
   };
-}
-
-/** Symmetric in-batch InfoNCE over s (B × 2B) at temperature τ, and ∂L/∂s. */
-function infoNce(s: Float64Array, B: number, tau: number): { loss: number; dS: Float64Array } {
-  const N = 2 * B;
-  const dS = new Float64Array(B * N);
-  const norm = 1 / (2 * B * tau);
-  let loss = 0;
-  // Query → doc: row i over the 2B docs; then doc → query: column i < B over the B queries.
-  for (const [n, stride, step] of [[N, N, 1], [B, 1, N]] as const) {
-    for (let i = 0; i < B; i++) {
-      const base = i * stride; // row start (q→d) or column start (d→q)
-      let max = -Infinity;
-      for (let j = 0; j < n; j++) max = Math.max(max, s[base + j * step] / tau);
-      let sum = 0;
-      for (let j = 0; j < n; j++) sum += Math.exp(s[base + j * step] / tau - max);
-      const lse = max + Math.log(sum);
-      loss += lse - s[i * N + i] / tau;
-      for (let j = 0; j < n; j++) {
-        const p = Math.exp(s[base + j * step] / tau - lse);
-        dS[base + j * step] += (p - (j === i ? 1 : 0)) * norm;
-      }
-    }
-  }
-  return { loss: loss / (2 * B), dS };
 }
 
 function forward(

@@ -229,14 +229,6 @@ interface ThetaCache {
 const caches = new WeakMap<Theta, ThetaCache>();
 
 /**
- * Builds the derived state of θ for `frozen` (normalized U rows; O(|V|·D)) so that the first
- * query on a freshly published version does not pay for it. Other calls do this lazily.
- */
-export function prepareTheta(theta: Theta, frozen: SidrFrozen): void {
-  cacheOf(theta, frozen);
-}
-
-/**
  * Prepares θ from its parent's prepared state when only some rows of U moved (a training step),
  * optionally with H = normalize(G·Aᵀ) already computed for θ's A:
  * copies the parent's unit rows and renormalises the changed ones, O(changed·D) instead of

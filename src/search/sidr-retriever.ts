@@ -10,7 +10,6 @@ import {
   createTheta,
   docWeightsBatch,
   encodeQuery,
-  growTheta,
   prepareThetaFrom,
   type SidrFrozen,
   type Theta,
@@ -106,12 +105,6 @@ export class SidrGloveRetriever implements TrainableRetriever {
   get current(): Omit<VersionRecord, 'tensors' | 'rows'> {
     const { tensors: _t, rows: _r, ...meta } = this.record;
     return meta;
-  }
-
-  /** The frozen inputs and θ of the current version, synchronised with the index. */
-  snapshot(): { theta: Theta; frozen: SidrFrozen; record: VersionRecord } {
-    this.sync(false);
-    return { theta: this.theta, frozen: this.frozen, record: this.record };
   }
 
   /** Loads the trained rows/tensors of `version`'s lineage into `overrides`. */
