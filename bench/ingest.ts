@@ -13,6 +13,7 @@ import { readCorpus, type CorpusDoc } from './lib/dataset.ts';
 import { parseFlags } from './lib/harness.ts';
 import { startServer } from './lib/server.ts';
 import { percentile } from './lib/metrics.ts';
+import { round } from './lib/bench-env.ts';
 
 const flags = parseFlags(process.argv.slice(2));
 if (!flags.data) {
@@ -85,14 +86,10 @@ try {
       docs_per_s_with_checkpoint: Math.round(total / (seconds + checkpointSeconds)),
       batch: batchSize,
       concurrency,
-      search_during_ingest: { requests: probe.length, p50_ms: r3(percentile(probe, 50)), p99_ms: r3(percentile(probe, 99)), max_ms: r3(Math.max(...probe)) },
+      search_during_ingest: { requests: probe.length, p50_ms: round(percentile(probe, 50), 3), p99_ms: round(percentile(probe, 99), 3), max_ms: round(Math.max(...probe), 3) },
     }),
   );
 } finally {
   await server.kill('SIGTERM');
   rmSync(dataDir, { recursive: true, force: true });
-}
-
-function r3(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }

@@ -126,7 +126,6 @@ try {
   const evalQueries = test.queries.slice(0, maxQueries);
   const train = await usableQueries('train', ids).catch(() => test);
   const dbs = app.engine.store.collectionDbs('bench');
-  await index.checkpoint();
   const fpBefore = indexFingerprint(dbs);
   const before = await evaluate(app, evalQueries, test.qrels, { mode: 'late', collection: 'bench', k: 20 });
   const lexical = await evaluate(app, evalQueries, test.qrels, { mode: 'lexical', collection: 'bench', k: 20 });

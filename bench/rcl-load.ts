@@ -12,6 +12,7 @@ import { readQrels, readQueries, resolveDataFile } from './lib/dataset.ts';
 import { parseFlags } from './lib/harness.ts';
 import { startServer } from './lib/server.ts';
 import { percentile } from './lib/metrics.ts';
+import { round } from './lib/bench-env.ts';
 
 const flags = parseFlags(process.argv.slice(2));
 if (!flags.data) {
@@ -35,10 +36,11 @@ try {
   if (corpus.gzip) throw new Error('gzipped corpora: load them with bench/eval.ts');
   await call('/documents', readFileSync(corpus.path, 'utf8'), 'application/x-ndjson');
   await call('/collections/default/checkpoint', {}); // not left to fire inside a measured window
-  const hasTrain = await readQueries(flags.data, 'train').then(() => true, () => false);
-  const train = (await readQueries(flags.data, hasTrain ? 'train' : 'test')).slice(0, 512);
-  const qrels = await readQrels(flags.data, hasTrain ? 'train' : 'test');
-  const probe = (await readQueries(flags.data, 'test')).slice(0, 200);
+  const testQueries = await readQueries(flags.data, 'test');
+  const trainQueries = await readQueries(flags.data, 'train').catch(() => undefined);
+  const train = (trainQueries ?? testQueries).slice(0, 512);
+  const qrels = await readQrels(flags.data, trainQueries ? 'train' : 'test');
+  const probe = testQueries.slice(0, 200);
   const withAnswers = train.some((q) => q.answers?.length);
   if (withAnswers) {
     await call('/rcl/offline', { queries: train.map((q) => ({ id: q.id, text: q.text, answers: q.answers })), environment: 'contains' });
@@ -93,20 +95,16 @@ try {
   const busy = await measure(seconds * 1000);
   training = false;
   await trainer;
-  const s = (t: number[]) => ({ requests: t.length, p50_ms: r3(percentile(t, 50)), p99_ms: r3(percentile(t, 99)) });
+  const s = (t: number[]) => ({ requests: t.length, p50_ms: round(percentile(t, 50), 3), p99_ms: round(percentile(t, 99), 3) });
   console.log(JSON.stringify({
     data: flags.data.split('/').filter(Boolean).pop(),
     idle: s(idle),
     training: s(busy),
-    p99_ratio: r3(percentile(busy, 99) / percentile(idle, 99)),
+    p99_ratio: round(percentile(busy, 99) / percentile(idle, 99), 3),
     steps,
-    step_ms_mean: r3(stepMs / Math.max(1, steps)),
+    step_ms_mean: round(stepMs / Math.max(1, steps), 3),
   }));
 } finally {
   await server.kill('SIGTERM');
   rmSync(dataDir, { recursive: true, force: true });
-}
-
-function r3(x: number): number {
-  return Math.round(x * 1000) / 1000;
 }

@@ -37,10 +37,10 @@ function hash32(s: string): number {
 async function splitQueries(): Promise<{ train: EvalQuery[]; test: EvalQuery[]; trainQrels: Qrels; testQrels: Qrels; split: string }> {
   const testQueries = await readQueries(dir, 'test');
   const testQrels = await readQrels(dir, 'test');
-  const hasTrainFile = await readQueries(dir, 'train').then(() => true, () => false);
-  const split = flags.split ?? (hasTrainFile ? 'train' : 'article');
+  const trainQueries = await readQueries(dir, 'train').catch(() => undefined);
+  const split = flags.split ?? (trainQueries ? 'train' : 'article');
   if (split === 'train') {
-    return { train: await readQueries(dir, 'train'), test: testQueries, trainQrels: await readQrels(dir, 'train'), testQrels, split };
+    return { train: trainQueries ?? (await readQueries(dir, 'train')), test: testQueries, trainQrels: await readQrels(dir, 'train'), testQrels, split };
   }
   let isTest: (q: EvalQuery) => boolean;
   if (split === 'article') {
@@ -76,8 +76,6 @@ try {
   const test = flags['limit-test'] ? s.test.slice(0, Number(flags['limit-test'])) : s.test;
   const env = flags.env ?? (train.some((q) => q.answers?.length) ? 'contains' : 'qrels');
   const dbs = app.engine.store.collectionDbs('default');
-  // Postings reach LMDB at checkpoints: take one so that the bytes compared are the whole index.
-  await app.engine.collections.get('default').index.checkpoint();
   const before = indexFingerprint(dbs);
   const t0 = performance.now();
   const evalBefore = await evaluate(app, test, s.testQrels, { mode: 'late' });
