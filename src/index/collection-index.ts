@@ -4,6 +4,7 @@
  * durability; every write is one LMDB transaction and becomes visible only after it commits.
  * Knows nothing of scoring models: `search/` reads it.
  */
+import { setImmediate as yieldNow } from 'node:timers/promises';
 import { createError } from '../errors.ts';
 import type { DocId, DocumentInput, TermId } from '../types.ts';
 import {
@@ -106,10 +107,6 @@ function chunkOf(bitmap: Bitmap, lo: number, hi: number): Bitmap {
 const YIELD_EVERY_DOCS = 50;
 /** Bitmaps serialised between two yields to the event loop. */
 const YIELD_EVERY_BITMAPS = 4_000;
-
-function yieldNow(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 /** Growable Uint32Array. */
 function ensureU32(a: Uint32Array, size: number): Uint32Array {

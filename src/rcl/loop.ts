@@ -4,6 +4,7 @@
  * current θ, score uncached documents, label against the thresholds, stop at the first negative,
  * draw the positive, fall back to offline pools, then one optimizer step. Never touches the index.
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createError } from '../errors.ts';
 import { RetrieverStore } from '../index/retriever-store.ts';
 import type { Store } from '../index/store.ts';
@@ -447,9 +448,6 @@ function labelOf(rec: QueryRecord, perAnswer: AnswerScore[]): 0 | 1 | null {
  * Lets queued I/O (incoming searches) run. Awaiting a synchronous search only queues a microtask,
  * so a loop over a batch's queries would otherwise hold the event loop for the whole batch.
  */
-function yieldToEventLoop(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 /** A random document of `ids` that still exists. */
 function pickLive(c: Collection, ids: string[], rng: { int(n: number): number }): string | undefined {

@@ -119,12 +119,7 @@ export function trainStep(msg: TrainStepMessage): TrainStepReply {
     logAlpha: Float32Array.of(r.grad.logAlpha),
     logTemperature: Float32Array.of(r.grad.logTemperature),
   };
-  try {
-    optimizer.step(grads, { lr: msg.lr });
-  } catch (err) {
-    optimizer = undefined;
-    return { id: msg.id, error: { code: (err as { code?: string }).code ?? 'RCL_DIVERGED', message: (err as Error).message } };
-  }
+  optimizer.step(grads, { lr: msg.lr }); // a throw resets the optimizer in the message handler
   // Keep w ≥ 0: a negative weight would invert a term's evidence and break the exact top-k of expansions.
   for (const v of r.grad.w.rows) if (theta.w[v] < 0) theta.w[v] = 0;
   const rowSizes = { U: theta.dim, A: theta.A.length, w: 1, logAlpha: 1, logTemperature: 1 };
