@@ -90,7 +90,14 @@ export function availableProviders(): ProviderName[] {
   return out.filter((p) => p === 'cpu' || !failedProviders.has(p));
 }
 
+/** Whether the CUDA provider library was installed with onnxruntime-node (fixed for the process). */
+let cudaPresent: boolean | undefined;
+
 function cudaLibraryPresent(): boolean {
+  return (cudaPresent ??= findCudaLibrary());
+}
+
+function findCudaLibrary(): boolean {
   try {
     const entry = createRequire(import.meta.url).resolve('onnxruntime-node');
     const binDir = join(dirname(entry), '..', 'bin', 'napi-v6', process.platform, process.arch);

@@ -494,11 +494,11 @@ export function docWeightsBatch(
   simCols.forEach((j, c) => Us.set(cache.Un.subarray(support[j] * D, (support[j] + 1) * D), c * D));
   // Cosines between every distinct similarity-channel term of the batch and every support
   // column, in one matrix product (kernels.matmulABt): rows = batch terms, columns = support.
+  const uniq = docs.map((doc) => distinct(cache, doc));
   const rowOf = new Map<TermId, number>();
   const terms: TermId[] = [];
-  for (const doc of docs) {
-    for (let i = 0; i < doc.length; i++) {
-      const t = doc[i];
+  for (const doc of uniq) {
+    for (const t of doc) {
       if (cache.channel[t] && !rowOf.has(t)) {
         rowOf.set(t, terms.length);
         terms.push(t);
@@ -512,10 +512,10 @@ export function docWeightsBatch(
     terms.forEach((t, r) => Hb.set(hOf(theta, cache, t), r * D));
     kernels.matmulABt(Hb, Us, terms.length, nCols, D, cos);
   }
-  return docs.map((doc) => {
+  return uniq.map((doc) => {
     const exact = new Uint8Array(S);
     const maxCos = new Float64Array(nCols).fill(-Infinity);
-    for (const t of distinct(cache, doc)) {
+    for (const t of doc) {
       const j = slotOf.get(t);
       if (j !== undefined) exact[j] = 1;
       const r = rowOf.get(t);
