@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { resolveSnapshotPath, snapshotStore } from '../../index/snapshot.ts';
-import { problemResponses } from '../schemas/common.ts';
+import { problemResponses, emptyBodyAsObject } from '../schemas/common.ts';
 
 const snapshotBody = {
   type: 'object',
@@ -28,9 +28,7 @@ export default async function adminRoutes(app: FastifyInstance): Promise<void> {
     {
       schema: { body: snapshotBody, response: { 200: snapshotResult, ...problemResponses } },
       // The body is optional: no body means every default.
-      preValidation: async (request) => {
-        if (request.body === undefined || request.body === null) request.body = {};
-      },
+      preValidation: emptyBodyAsObject,
     },
     async (request) => {
       const { store, config } = app.engine;

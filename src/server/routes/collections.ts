@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AnalyzerInput } from '../../analysis/index.ts';
 import type { Collection } from '../../search/collections.ts';
-import { collectionNameSchema, problemResponses } from '../schemas/common.ts';
+import { collectionNameSchema, problemResponses, emptyBodyAsObject } from '../schemas/common.ts';
 
 export const collectionInfoSchema = {
   $id: 'CollectionInfo',
@@ -80,12 +80,10 @@ export default async function collectionRoutes(app: FastifyInstance): Promise<vo
     '/collections/:name',
     {
       // The options are optional: a PUT without a body creates a collection with the defaults.
-      preValidation: async (request) => {
-        if (request.body === undefined || request.body === null) request.body = {};
-      },
+      preValidation: emptyBodyAsObject,
       schema: { params, body: createBody, response: { 200: { $ref: 'CollectionInfo#' }, 201: { $ref: 'CollectionInfo#' }, ...problemResponses } } },
     async (request, reply) => {
-      const { collection, created } = await app.engine.collections.create(request.params.name, request.body ?? {});
+      const { collection, created } = await app.engine.collections.create(request.params.name, request.body);
       return reply.code(created ? 201 : 200).send(describeCollection(collection));
     },
   );

@@ -42,3 +42,8 @@ export const problemResponses = {
 } as const;
 
 export const sharedSchemas = [problemSchema, documentSchema];
+
+/** `preValidation` hook for routes whose body is optional: no body validates as `{}`. */
+export async function emptyBodyAsObject(request: { body: unknown }): Promise<void> {
+  if (request.body === undefined || request.body === null) request.body = {};
+}
