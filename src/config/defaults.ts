@@ -73,6 +73,13 @@ export interface Config {
     alpha: number;
     /** Mix γ of the final score f_β/max f_β + γ·f_θ/max f_θ. Default 0.3. */
     gamma: number;
+    /**
+     * Weight of the served score f_β/max + γ·f_θ/max in the RCL objective (train what you serve,
+     * DESIGN §3.1). Default 1; 0 trains SiDR's three terms only.
+     */
+    servedLossWeight: number;
+    /** Temperature of that term's InfoNCE (the served score lies in [0, 1 + γ]). Default 0.05. */
+    servedLossTemperature: number;
     /** Where the converted GloVe cache lives. Empty: the package cache (node_modules/.cache/r3serve). */
     gloveCachePath: string;
   };
@@ -113,7 +120,7 @@ export const DEFAULTS: Config = {
   },
   analysis: { workers: 0, stem: true, maxForwardTokens: 512 },
   search: { k1: 1.2, b: 0.75, defaultK: 10, defaultM: 20 },
-  retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, gloveCachePath: '' },
+  retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, servedLossWeight: 1, servedLossTemperature: 0.05, gloveCachePath: '' },
   rcl: { seed: 1, rolloutTtlSeconds: 1_800 },
   auth: { keys: [], allowOpenNonLoopback: false },
 };

@@ -9,6 +9,7 @@ import type { TermId } from '../types.ts';
 import {
   DEFAULT_EXPANSION_SCALE,
   encodeQuery,
+  importanceFactor,
   type EncodeOptions,
   type SidrFrozen,
   type Theta,
@@ -34,6 +35,12 @@ export interface LossOptions extends EncodeOptions {
    * Absent: binary T(d), as in SiDR.
    */
   saturation?: { k1: number; b: number; avgdl: number };
+  /**
+   * Adds the served ranking to the objective (DESIGN §3.1, train what you serve): with
+   * sv(i,j) = s_et(i,j)/max_j' s_et(i,j') + γ·s_ee(i,j)/max_j' s_ee(i,j') (late search's final
+   * score, the maxima taken over the batch's documents), L += weight·InfoNCE_{q→d}(sv/temperature).
+   */
+  served?: { gamma: number; temperature: number; weight: number };
 }
 
 /** A row-sparse gradient: `values` holds `rows.length × rowSize` entries, rows ascending. */
@@ -48,6 +55,7 @@ export interface ThetaGrad {
   U: SparseRows;
   A: Float32Array;
   w: SparseRows;
+  phi: Float32Array;
   logAlpha: number;
   logTemperature: number;
 }
@@ -60,10 +68,12 @@ export interface LossParts {
   et: number;
   /** L(T(q), E(d)). */
   te: number;
+  /** The served-score family (present when {@link LossOptions.served} is set). */
+  served?: number;
 }
 
 export interface LossResult {
-  /** ee + ½·et + ½·te. */
+  /** ee + ½·et + ½·te (+ weight·served when {@link LossOptions.served} is set). */
   loss: number;
   parts: LossParts;
   grad: ThetaGrad;
@@ -85,6 +95,7 @@ export function gradGroups(grad: ThetaGrad): GradGroup[] {
     { name: 'U', rows: grad.U.rows, rowSize: grad.U.rowSize, values: grad.U.values },
     { name: 'A', rows: null, rowSize: grad.A.length, values: grad.A },
     { name: 'w', rows: grad.w.rows, rowSize: 1, values: grad.w.values },
+    { name: 'phi', rows: null, rowSize: grad.phi.length, values: grad.phi },
     { name: 'logAlpha', rows: null, rowSize: 1, values: Float32Array.of(grad.logAlpha) },
     { name: 'logTemperature', rows: null, rowSize: 1, values: Float32Array.of(grad.logTemperature) },
   ];
@@ -107,6 +118,9 @@ interface Forward {
   UnS: Float64Array;
   nrmS: Float64Array;
   simS: Uint8Array;
+  /** Per S entry: the importance factor exp(φ·ĝ_v) and the served weight ω_v = w_v·factor. */
+  factorS: Float64Array;
+  omegaS: Float64Array;
   /** Per h slot: term, h = normalize(A·g) (slots × D), ‖A·g‖. */
   slotTerm: TermId[];
   H: Float64Array;
@@ -153,7 +167,7 @@ export function batchScores(theta: Theta, frozen: SidrFrozen, batch: readonly Rc
  * InfoNCE implemented is
  *   L(Q,P) = ½·[ (1/B)·Σ_i −log softmax_{j<2B}(z_{i,·})[i]  +  (1/B)·Σ_i −log softmax_{i'<B}(z_{·,i})[i] ]
  * (query→doc over all 2B docs, doc→query over the B queries for each positive), and
- *   L = L_ee + ½·L_et + ½·L_te,
+ *   L = L_ee + ½·L_et + ½·L_te  (+ weight·L_served, see {@link LossOptions.served}),
  * with s_ee(i,j) = Σ_{v∈supp E(q_i)} E(q_i)_v E(d_j)_v, s_et = Σ_{v∈supp} E(q_i)_v·1[v∈d_j],
  * s_te = Σ_{v∈q_i} E(d_j)_v. E(q) is encodeQuery's vector (expansions × expansionScale); the
  * support is fixed, its weights differentiable. Gradients through a max go to its arg-max.
@@ -177,14 +191,60 @@ export function lossAndGrad(theta: Theta, frozen: SidrFrozen, batch: readonly Rc
       for (let i = 0; i < m.length; i++) gLogT -= part.dScores[i] * m[i];
     }
   }
+  const sv = opts.served ? servedFamily(s.et, s.ee, f.B, opts.served, et.dScores, ee.dScores) : undefined;
   const grad = backward(theta, frozen, f, ee.dScores, et.dScores, te.dScores);
   grad.logTemperature = gLogT;
   return {
-    loss: ee.loss + 0.5 * et.loss + 0.5 * te.loss,
-    parts: { ee: ee.loss, et: et.loss, te: te.loss },
+    loss: ee.loss + 0.5 * et.loss + 0.5 * te.loss + (sv === undefined ? 0 : opts.served!.weight * sv),
+    parts: { ee: ee.loss, et: et.loss, te: te.loss, ...(sv === undefined ? {} : { served: sv }) },
     grad,
     querySupports: supports,
   };
+}
+
+/**
+ * The served-score family: sv(i,j) = et(i,j)/M_β(i) + γ·ee(i,j)/M_θ(i) with M = the row maxima
+ * (1 when not positive, as late search does), query → document InfoNCE at `temperature`. Adds
+ * weight·∂L/∂sv into `dET` and `dEE` (a max passes its gradient to its arg-max) and returns L.
+ */
+function servedFamily(
+  et: Float64Array,
+  ee: Float64Array,
+  B: number,
+  opts: NonNullable<LossOptions['served']>,
+  dET: Float64Array,
+  dEE: Float64Array,
+): number {
+  const N = 2 * B;
+  const sv = new Float64Array(B * N);
+  const rowMax = (m: Float64Array, i: number): { at: number; max: number } => {
+    let at = -1;
+    let max = 0;
+    for (let j = 0; j < N; j++) if (m[i * N + j] > max) [at, max] = [j, m[i * N + j]];
+    return at < 0 ? { at, max: 1 } : { at, max };
+  };
+  const maxima = Array.from({ length: B }, (_, i) => ({ beta: rowMax(et, i), theta: rowMax(ee, i) }));
+  for (let i = 0; i < B; i++) {
+    const { beta, theta } = maxima[i];
+    for (let j = 0; j < N; j++) sv[i * N + j] = et[i * N + j] / beta.max + (opts.gamma * ee[i * N + j]) / theta.max;
+  }
+  const r = inBatchInfoNce(sv, B, N, { temperature: opts.temperature });
+  for (let i = 0; i < B; i++) {
+    const { beta, theta } = maxima[i];
+    let cb = 0;
+    let ct = 0;
+    for (let j = 0; j < N; j++) {
+      const o = i * N + j;
+      const d = opts.weight * r.dScores[o];
+      dET[o] += d / beta.max;
+      dEE[o] += (opts.gamma * d) / theta.max;
+      cb += d * et[o];
+      ct += d * ee[o];
+    }
+    if (beta.at >= 0) dET[i * N + beta.at] -= cb / beta.max ** 2;
+    if (theta.at >= 0) dEE[i * N + theta.at] -= (opts.gamma * ct) / theta.max ** 2;
+  }
+  return r.loss;
 }
 
 function forward(
@@ -206,6 +266,8 @@ function forward(
   const UnS = new Float64Array(Sn * D);
   const nrmS = new Float64Array(Sn);
   const simS = new Uint8Array(Sn);
+  const factorS = Float64Array.from(S, (v) => importanceFactor(theta, frozen, v));
+  const omegaS = Float64Array.from(S, (v, k) => theta.w[v] * factorS[k]);
   for (let k = 0; k < Sn; k++) {
     const v = S[k];
     let n = 0;
@@ -226,6 +288,8 @@ function forward(
     UnS,
     nrmS,
     simS,
+    factorS,
+    omegaS,
     slotTerm: [],
     H: new Float64Array(0),
     ny: new Float64Array(0),
@@ -311,7 +375,7 @@ function forwardQuery(
     const sk = q.sup[k];
     if (presentSet.has(v)) {
       q.route[k] = EXACT;
-      q.Eq[k] = theta.w[v];
+      q.Eq[k] = f.omegaS[sk];
       continue;
     }
     if (!f.simS[sk]) continue;
@@ -323,7 +387,7 @@ function forwardQuery(
     if (best === -Infinity) continue;
     q.cos[k] = best;
     q.e[k] = Math.exp(f.alpha * (best - 1));
-    q.Eq[k] = f.scale * theta.w[v] * q.e[k];
+    q.Eq[k] = f.scale * f.omegaS[sk] * q.e[k];
   }
   return q;
 }
@@ -381,7 +445,7 @@ function forwardDocs(
     if (f.route[o] >= 0 && !f.exact[o]) best[o] = dot(f.UnS, (o % Sn) * D, f.H, f.route[o] * D, D);
   }
   for (let o = 0; o < docs.length * Sn; o++) {
-    const wv = theta.w[f.S[o % Sn]];
+    const wv = f.omegaS[o % Sn];
     if (f.exact[o]) {
       f.route[o] = EXACT;
       f.Ed[o] = wv;
@@ -427,13 +491,13 @@ interface Acc {
 }
 
 /**
- * Backward of one soft-matched entry E = m·w_v·e, e = exp(α(c − 1)), c = Un_v·h (m = expansion
+ * Backward of one soft-matched entry E = m·ω_v·e, e = exp(α(c − 1)), c = Un_v·h (m = expansion
  * multiplier or 1), given g = ∂L/∂E: ∂w = g·m·e; ∂ln α = g·m·w·e·α(c − 1); ∂c = g·m·w·α·e;
- * ∂U_v = ∂c·(h − c·Un_v)/‖U_v‖; ∂h = ∂c·Un_v.
+ * ∂U_v = ∂c·(h − c·Un_v)/‖U_v‖; ∂h = ∂c·Un_v (∂w here is ∂L/∂ω, mapped to w and φ at the end).
  */
 function softBack(theta: Theta, f: Forward, acc: Acc, g: number, m: number, sk: number, slot: number, c: number, e: number): void {
   const D = f.D;
-  const wv = theta.w[f.S[sk]];
+  const wv = f.omegaS[sk];
   acc.gW[sk] += g * m * e;
   const t = g * m * wv * e;
   acc.gLogAlpha += t * f.alpha * (c - 1);
@@ -469,10 +533,24 @@ function backward(theta: Theta, frozen: SidrFrozen, f: Forward, dEE: Float64Arra
     if (f.route[o] === EXACT) acc.gW[o % Sn] += g;
     else if (f.route[o] >= 0) softBack(theta, f, acc, g, 1, o % Sn, f.route[o], f.cos[o], f.e[o]);
   }
+  // acc.gW holds ∂L/∂ω: ω_v = w_v·exp(φ·ĝ_v) ⇒ ∂w_v = ∂ω_v·factor_v, ∂φ = Σ_v ∂ω_v·ω_v·ĝ_v.
+  const gPhi = new Float64Array(D);
+  for (let k = 0; k < Sn; k++) {
+    const g = acc.gW[k];
+    const v = f.S[k];
+    acc.gW[k] = g * f.factorS[k];
+    if (g === 0 || !frozen.hasVec[v]) continue;
+    let n = 0;
+    for (let d = 0; d < D; d++) n += frozen.G[v * D + d] ** 2;
+    if (n === 0) continue;
+    const c = (g * f.omegaS[k]) / Math.sqrt(n);
+    for (let d = 0; d < D; d++) gPhi[d] += c * frozen.G[v * D + d];
+  }
   return {
     U: sparseRows(f.S, acc.gU, D, f.simS),
     A: backA(frozen, f, acc.gH),
     w: sparseRows(f.S, acc.gW, 1, null),
+    phi: Float32Array.from(gPhi),
     logAlpha: acc.gLogAlpha,
     logTemperature: 0,
   };

@@ -1,5 +1,5 @@
 /**
- * The `sidr-glove` forward model (DESIGN.md §3.1): θ = {U, A, w, log α, log τ} over a frozen GloVe
+ * The `sidr-glove` forward model (DESIGN.md §3.1): θ = {U, A, w, φ, log α, log τ} over a frozen GloVe
  * backbone, query encoding with top-k expansions, and document weights on a query's support.
  * Owns θ's layout and the per-θ caches (normalized U rows, h vectors, per-term expansion lists).
  * Gradients live in `sidr-glove-grad.ts`; the vocabulary scan `scanTopK` is the seam a native
@@ -56,6 +56,12 @@ export interface Theta {
   readonly A: Float32Array;
   /** Term importance, init idf. Expected ≥ 0: terms with w ≤ 0 are never expansions. */
   readonly w: Float32Array;
+  /**
+   * Importance transform over the backbone, dim entries, init 0: the weight a term serves with is
+   * ω_v = w_v·exp(φ·ĝ_v), ĝ = g/‖g‖ (factor 1 without a vector). Unlike w's rows, what φ learns
+   * about which kinds of words matter carries over to terms that training never saw.
+   */
+  readonly phi: Float32Array;
   /** [ln α], init ln 10. */
   readonly logAlpha: Float32Array;
   /** [ln τ], the InfoNCE temperature, init ln {@link DEFAULT_TEMPERATURE}. */
@@ -63,7 +69,7 @@ export interface Theta {
 }
 
 /** Names of θ's parameter groups, in a fixed order. */
-export const THETA_PARAM_NAMES = ['U', 'A', 'w', 'logAlpha', 'logTemperature'] as const;
+export const THETA_PARAM_NAMES = ['U', 'A', 'w', 'phi', 'logAlpha', 'logTemperature'] as const;
 export type ThetaParamName = (typeof THETA_PARAM_NAMES)[number];
 
 /** One parameter group for an optimizer: flat data split into rows of `rowSize`. */
@@ -79,6 +85,7 @@ export function thetaParamGroups(theta: Theta): ParamGroup[] {
     { name: 'U', data: theta.U, rowSize: theta.dim },
     { name: 'A', data: theta.A, rowSize: theta.dim * theta.dim },
     { name: 'w', data: theta.w, rowSize: 1 },
+    { name: 'phi', data: theta.phi, rowSize: theta.dim },
     { name: 'logAlpha', data: theta.logAlpha, rowSize: 1 },
     { name: 'logTemperature', data: theta.logTemperature, rowSize: 1 },
   ];
@@ -133,7 +140,7 @@ export function createTheta(frozen: SidrFrozen, idf: ArrayLike<number>): Theta {
   for (let d = 0; d < D; d++) A[d * D + d] = 1;
   const logAlpha = Float32Array.of(Math.log(DEFAULT_ALPHA));
   const logTemperature = Float32Array.of(Math.log(DEFAULT_TEMPERATURE));
-  return { version: 0, size: V, dim: D, U, A, w, logAlpha, logTemperature };
+  return { version: 0, size: V, dim: D, U, A, w, phi: new Float32Array(D), logAlpha, logTemperature };
 }
 
 /**
@@ -156,6 +163,7 @@ export function growTheta(theta: Theta, frozen: SidrFrozen, newIdf: ArrayLike<nu
     U,
     A: theta.A.slice(),
     w,
+    phi: theta.phi.slice(),
     logAlpha: theta.logAlpha.slice(),
     logTemperature: theta.logTemperature.slice(),
   };
@@ -170,9 +178,51 @@ export function cloneTheta(theta: Theta, version: number = theta.version): Theta
     U: theta.U.slice(),
     A: theta.A.slice(),
     w: theta.w.slice(),
+    phi: theta.phi.slice(),
     logAlpha: theta.logAlpha.slice(),
     logTemperature: theta.logTemperature.slice(),
   };
+}
+
+/** 1/‖G_v‖ for every term (0 without a vector), once per frozen inputs. */
+const inverseNorms = new WeakMap<SidrFrozen, Float32Array>();
+
+function inverseNormsOf(frozen: SidrFrozen): Float32Array {
+  let inv = inverseNorms.get(frozen);
+  if (inv) return inv;
+  const D = frozen.dim;
+  inv = new Float32Array(frozen.size);
+  for (let v = 0, o = 0; v < frozen.size; v++, o += D) {
+    if (!frozen.hasVec[v]) continue;
+    let n = 0;
+    for (let d = 0; d < D; d++) n += frozen.G[o + d] * frozen.G[o + d];
+    inv[v] = n > 0 ? 1 / Math.sqrt(n) : 0;
+  }
+  inverseNorms.set(frozen, inv);
+  return inv;
+}
+
+/** exp(φ·ĝ_v), ĝ_v = G_v/‖G_v‖: the importance factor of term v (1 without a vector). */
+export function importanceFactor(theta: Theta, frozen: SidrFrozen, v: TermId): number {
+  const inv = inverseNormsOf(frozen)[v];
+  if (inv === 0) return 1;
+  let p = 0;
+  for (let d = 0, o = v * theta.dim; d < theta.dim; d++) p += theta.phi[d] * frozen.G[o + d];
+  return Math.exp(p * inv);
+}
+
+/**
+ * ω = w ⊙ exp(φ·ĝ) for every term: the weights θ serves with. θ.w itself while φ = 0 (no copy);
+ * otherwise one G·φ product in `kernels/`.
+ */
+export function servedWeights(theta: Theta, frozen: SidrFrozen): Float32Array {
+  if (theta.phi.every((x) => x === 0)) return theta.w;
+  const V = theta.size;
+  const out = new Float32Array(V);
+  kernels.matmulABt(frozen.G, theta.phi, V, 1, theta.dim, out);
+  const inv = inverseNormsOf(frozen);
+  for (let v = 0; v < V; v++) out[v] = theta.w[v] * (inv[v] === 0 ? 1 : Math.exp(out[v] * inv[v]));
+  return out;
 }
 
 /** A per-term expansion list: candidates by descending score s = w_v·exp(α(cos − 1)). */
@@ -210,6 +260,8 @@ interface ThetaCache {
   readonly alpha: number;
   /** Unit rows of U (zero rows stay zero). */
   readonly Un: Float32Array;
+  /** ω = w ⊙ exp(φ·ĝ), the served term weights ({@link servedWeights}). */
+  readonly omega: Float32Array;
   /** 1 when term t may soft-match as a position: not a stop word and has a vector. */
   readonly channel: Uint8Array;
   /** 0 when v may be soft-matched as a target (in the channel, non-zero U row): scanTopK's mask. */
@@ -235,7 +287,14 @@ const caches = new WeakMap<Theta, ThetaCache>();
  * O(|V|·D), so publishing a step never stalls the first search on it. Falls back to a full
  * preparation when the parent has no state for the same frozen inputs and size.
  */
-export function prepareThetaFrom(theta: Theta, frozen: SidrFrozen, parent: Theta, changedRows: ArrayLike<number>, H?: Float32Array): void {
+export function prepareThetaFrom(
+  theta: Theta,
+  frozen: SidrFrozen,
+  parent: Theta,
+  changedRows: ArrayLike<number>,
+  H?: Float32Array,
+  omega?: Float32Array,
+): void {
   const prev = caches.get(parent);
   if (!prev || prev.frozen !== frozen || parent.size !== theta.size || caches.has(theta)) {
     cacheOf(theta, frozen);
@@ -256,16 +315,26 @@ export function prepareThetaFrom(theta: Theta, frozen: SidrFrozen, parent: Theta
     const inv = ok ? 1 / Math.sqrt(n) : 0;
     for (let d = 0; d < D; d++) Un[o + d] = theta.U[o + d] * inv;
   }
-  caches.set(theta, newCache(theta, frozen, Un, prev.channel, noSim, fullH ? H : undefined));
+  const served = omega !== undefined && omega.length === theta.size ? omega : servedWeights(theta, frozen);
+  caches.set(theta, newCache(theta, frozen, Un, prev.channel, noSim, fullH ? H : undefined, served));
 }
 
 /** A fresh per-θ cache over given unit rows; `H` (all rows of normalize(A·g)) when precomputed. */
-function newCache(theta: Theta, frozen: SidrFrozen, Un: Float32Array, channel: Uint8Array, noSim: Uint8Array, H?: Float32Array): ThetaCache {
+function newCache(
+  theta: Theta,
+  frozen: SidrFrozen,
+  Un: Float32Array,
+  channel: Uint8Array,
+  noSim: Uint8Array,
+  H?: Float32Array,
+  omega: Float32Array = servedWeights(theta, frozen),
+): ThetaCache {
   const V = theta.size;
   return {
     frozen,
     alpha: Math.exp(theta.logAlpha[0]),
     Un,
+    omega,
     channel,
     noSim,
     H: H ?? new Float32Array(V * theta.dim),
@@ -364,10 +433,10 @@ export interface EncodeOptions {
 }
 
 /**
- * E(q) sparsified: the present terms (weight w_v, an exact match) ∪ the top `kExp` expansions
- * (not present, in the similarity channel, w_v > 0) by E(q)_v, times `expansionScale`.
+ * E(q) sparsified: the present terms (weight ω_v, an exact match) ∪ the top `kExp` expansions
+ * (not present, in the similarity channel, ω_v > 0) by E(q)_v, times `expansionScale`.
  *
- * Top-k without a vocabulary scan per query: E_v = max_i s_{i,v} with s_{i,v} = w_v·exp(α(c_{i,v}−1)).
+ * Top-k without a vocabulary scan per query: E_v = max_i s_{i,v} with s_{i,v} = ω_v·exp(α(c_{i,v}−1)).
  * If v is in the global top-k at its arg-max position i, every u with s_{i,u} > s_{i,v} is either
  * another global top-k member (< k of them) or a present term (≤ P of them), so v is in the
  * top-(k+P) list of position i. Lists depend only on (θ, term), so they are cached per θ and a
@@ -388,7 +457,7 @@ export function encodeQuery(
   const stamp = cache.stamp; // seen[t] === stamp ⇔ t present
   const simTerms = present.filter((t) => cache.channel[t] === 1);
   // P counts present terms that are themselves candidates (they may outrank v in a list).
-  const P = present.filter((t) => cache.noSim[t] === 0 && theta.w[t] > 0).length;
+  const P = present.filter((t) => cache.noSim[t] === 0 && cache.omega[t] > 0).length;
   const need = kExp + P;
   const best = new Map<TermId, number>();
   const lists: TopK[] = [];
@@ -403,7 +472,7 @@ export function encodeQuery(
     }
   }
   const expansions = [...best].sort((a, b) => b[1] - a[1] || a[0] - b[0]).slice(0, kExp);
-  const entries: [TermId, number][] = present.map((t) => [t, theta.w[t]]);
+  const entries: [TermId, number][] = present.map((t) => [t, cache.omega[t]]);
   for (const [v, s] of expansions) entries.push([v, scale * s]);
   entries.sort((a, b) => a[0] - b[0]);
   return {
@@ -437,7 +506,7 @@ function listForVector(theta: Theta, cache: ThetaCache, q: QueryVector, need: nu
   }
   if (n > 0) for (let r = 0; r < D; r++) h[r] /= Math.sqrt(n);
   const k = Math.max(need, (hit?.k ?? 0) * 2, need + LIST_MARGIN);
-  const list = scanTopK(cache.Un, h, theta.w, cache.alpha, k, cache.noSim);
+  const list = scanTopK(cache.Un, h, cache.omega, cache.alpha, k, cache.noSim);
   if (cache.outside.size < OUTSIDE_CACHE_MAX) cache.outside.set(q.key, { list, k });
   return list;
 }
@@ -451,14 +520,14 @@ function listFor(theta: Theta, cache: ThetaCache, t: TermId, need: number): TopK
   // A list shorter than the k it was asked for already holds every candidate.
   if (hit && (hit.k >= need || hit.list.ids.length < hit.k)) return hit.list;
   const k = Math.max(need, (hit?.k ?? 0) * 2, need + LIST_MARGIN);
-  const list = scanTopK(cache.Un, hOf(theta, cache, t), theta.w, cache.alpha, k, cache.noSim);
+  const list = scanTopK(cache.Un, hOf(theta, cache, t), cache.omega, cache.alpha, k, cache.noSim);
   cache.lists.set(t, { list, k });
   return list;
 }
 
 /**
- * E(d)_v for each v in `support` (a query's ids): w_v on an exact match, else
- * w_v·exp(α(max_t cos(U_v, h(t)) − 1)) over the document's distinct similarity-channel terms t
+ * E(d)_v for each v in `support` (a query's ids): ω_v on an exact match, else
+ * ω_v·exp(α(max_t cos(U_v, h(t)) − 1)) over the document's distinct similarity-channel terms t
  * when v is itself in that channel, else 0.
  */
 export function docWeights(
@@ -524,9 +593,9 @@ export function docWeightsBatch(
     }
     const out = new Float32Array(S);
     for (let c = 0; c < nCols; c++) {
-      if (maxCos[c] > -Infinity) out[simCols[c]] = theta.w[support[simCols[c]]] * Math.exp(cache.alpha * (maxCos[c] - 1));
+      if (maxCos[c] > -Infinity) out[simCols[c]] = cache.omega[support[simCols[c]]] * Math.exp(cache.alpha * (maxCos[c] - 1));
     }
-    for (let j = 0; j < S; j++) if (exact[j]) out[j] = theta.w[support[j]];
+    for (let j = 0; j < S; j++) if (exact[j]) out[j] = cache.omega[support[j]];
     return out;
   });
 }

@@ -68,7 +68,7 @@ export interface StepRequest {
 export interface StepResult extends LabelTally {
   version: number;
   loss: number;
-  lossParts: { ee: number; et: number; te: number };
+  lossParts: { ee: number; et: number; te: number; served?: number };
   triples: number;
   skipped: Array<{ queryId: string; reason: string }>;
   ms: number;

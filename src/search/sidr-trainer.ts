@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { BACKGROUND_THREAD_NICE } from '../threads.ts';
 import { createError } from '../errors.ts';
-import type { RclTriple } from '../encoder/sidr-glove-grad.ts';
+import type { LossParts, RclTriple } from '../encoder/sidr-glove-grad.ts';
 import { cloneTheta, type SidrFrozen, type Theta } from '../encoder/sidr-glove.ts';
 import type { CompactState, TrainStepMessage, TrainStepReply } from './sidr-train-worker.ts';
 
@@ -57,7 +57,8 @@ export class SidrTrainer {
     kExp: number;
     expansionScale: number;
     saturation?: { k1: number; b: number; avgdl: number };
-  }): Promise<{ loss: number; parts: { ee: number; et: number; te: number }; theta: Theta; changed: { U: Uint32Array; w: Uint32Array }; optimizer: CompactState; H?: Float32Array }> {
+    served?: { gamma: number; temperature: number; weight: number };
+  }): Promise<{ loss: number; parts: LossParts; theta: Theta; changed: { U: Uint32Array; w: Uint32Array }; optimizer: CompactState; H?: Float32Array; omega?: Float32Array }> {
     const worker = this.ensureWorker();
     const theta = cloneTheta(args.theta);
     const msg: TrainStepMessage = {
@@ -68,6 +69,7 @@ export class SidrTrainer {
       kExp: args.kExp,
       expansionScale: args.expansionScale,
       saturation: args.saturation,
+      served: args.served,
     };
     if (this.sentFrozen !== args.frozen) msg.frozen = args.frozen;
     if (this.workerVersion !== args.parentVersion) {
@@ -84,7 +86,7 @@ export class SidrTrainer {
       if (reply.error.code === 'RCL_DIVERGED') throw createError('RCL_DIVERGED', {}, { details: { reason: reply.error.message } });
       throw createError('RCL_INPUT_INVALID', { reason: reply.error.message });
     }
-    return { loss: reply.loss!, parts: reply.parts!, theta: reply.theta!, changed: reply.changed!, optimizer: reply.optimizer!, H: reply.H };
+    return { loss: reply.loss!, parts: reply.parts!, theta: reply.theta!, changed: reply.changed!, optimizer: reply.optimizer!, H: reply.H, omega: reply.omega };
   }
 
   async close(): Promise<void> {

@@ -24,7 +24,7 @@ export interface TrainResult {
   version: number;
   loss: number;
   /** L(E(q),E(d)), L(E(q),T(d)), L(T(q),E(d)) of DESIGN §1. */
-  lossParts: { ee: number; et: number; te: number };
+  lossParts: { ee: number; et: number; te: number; served?: number };
   ms: number;
 }
 

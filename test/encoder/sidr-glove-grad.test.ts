@@ -46,6 +46,7 @@ function tinyProblem(seed: number): { theta: Theta; frozen: SidrFrozen; batch: R
   for (let i = 0; i < theta.A.length; i++) theta.A[i] += 0.5 * (r() - 0.5);
   theta.logAlpha[0] = Math.log(1.5 + 2 * r());
   theta.logTemperature[0] = Math.log(0.5 + r());
+  for (let d = 0; d < D; d++) theta.phi[d] = 0.8 * (r() - 0.5);
   const text = (n: number) => Array.from({ length: n }, () => Math.floor(r() * V));
   const batch = Array.from({ length: 3 }, () => ({ query: text(3), positive: text(6), negative: text(6) }));
   return { theta, frozen, batch };
@@ -97,7 +98,7 @@ function checkGradients(seed: number, opts: LossOptions): number {
 
 describe('lossAndGrad', () => {
   it.each([1, 2, 3, 4, 5])('matches finite differences for every parameter (seed %i, all expansions)', (seed) => {
-    expect(checkGradients(seed, { kExp: 12, expansionScale: 0.5 })).toBe(60 + 25 + 12 + 2);
+    expect(checkGradients(seed, { kExp: 12, expansionScale: 0.5 })).toBe(60 + 25 + 12 + 5 + 2);
   });
 
   it.each([6, 7, 8])('matches finite differences with a frozen top-3 support (seed %i)', (seed) => {
@@ -106,7 +107,7 @@ describe('lossAndGrad', () => {
 
   it.each([10, 11])('matches finite differences with the served tf saturation in L(E(q), T(d)) (seed %i)', (seed) => {
     const opts = { kExp: 12, expansionScale: 0.5, saturation: { k1: 1.2, b: 0.75, avgdl: 6 } };
-    expect(checkGradients(seed, opts)).toBe(60 + 25 + 12 + 2);
+    expect(checkGradients(seed, opts)).toBe(60 + 25 + 12 + 5 + 2);
     const { theta, frozen, batch } = tinyProblem(seed);
     // Saturation changes only the semi-parametric part over T(d).
     const binary = lossAndGrad(theta, frozen, batch, { kExp: 12, expansionScale: 0.5 });
@@ -116,11 +117,24 @@ describe('lossAndGrad', () => {
     expect(saturated.parts.et).not.toBeCloseTo(binary.parts.et, 6);
   });
 
+  it.each([12, 13, 14])('matches finite differences with the served score in the objective (seed %i)', (seed) => {
+    const base = { kExp: 12, expansionScale: 0.5, saturation: { k1: 1.2, b: 0.75, avgdl: 6 } };
+    const opts = { ...base, served: { gamma: 0.4, temperature: 0.2, weight: 1.5 } };
+    expect(checkGradients(seed, opts)).toBe(60 + 25 + 12 + 5 + 2);
+    const { theta, frozen, batch } = tinyProblem(seed);
+    const without = lossAndGrad(theta, frozen, batch, base);
+    const served = lossAndGrad(theta, frozen, batch, opts);
+    expect(without.parts.served).toBeUndefined();
+    expect(served.parts.served).toBeGreaterThan(0);
+    expect(served.parts.ee).toBe(without.parts.ee);
+    expect(served.loss).toBeCloseTo(without.loss + 1.5 * served.parts.served!, 12);
+  });
+
   it('matches finite differences at a fixed temperature (its gradient is 0)', () => {
     const { theta, frozen, batch } = tinyProblem(9);
     const res = lossAndGrad(theta, frozen, batch, { kExp: 12, temperature: 2 });
     expect(res.grad.logTemperature).toBe(0);
-    expect(checkGradients(9, { kExp: 12, temperature: 2 })).toBe(99);
+    expect(checkGradients(9, { kExp: 12, temperature: 2 })).toBe(104);
   });
 
   it('combines the parts as ee + ½·et + ½·te, and only moves rows on the supports', () => {

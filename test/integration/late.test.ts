@@ -62,6 +62,6 @@ describe('late search', () => {
     const r = (await app.inject({ method: 'GET', url: '/retriever' })).json();
     expect(r.kind).toBe('sidr-glove');
     expect(r.current).toMatchObject({ version: 0, parent: null, origin: 'init' });
-    expect(r.config).toMatchObject({ kExp: 32, expansionScale: 0.5, gamma: 0.3 });
+    expect(r.config).toMatchObject({ kExp: 32, expansionScale: 0.5, gamma: 0.3, servedLoss: { weight: 1, temperature: 0.05 } });
   });
 });

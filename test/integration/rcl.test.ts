@@ -62,6 +62,8 @@ describe('RCL over HTTP', () => {
     expect(step.version).toBe(1);
     expect(Number.isFinite(step.loss)).toBe(true);
     expect(step.lossParts).toHaveProperty('ee');
+    // The served score is in the objective by default (retriever.servedLossWeight = 1).
+    expect(step.lossParts.served).toBeGreaterThan(0);
     expect(step.triples).toBe(4);
     expect(step.positives).toBeGreaterThanOrEqual(1);
     const s = (await post('/search', { query: 'capital of france', k: 3 })).json();
@@ -73,6 +75,11 @@ describe('RCL over HTTP', () => {
     const status = (await app.inject({ method: 'GET', url: '/rcl/status' })).json();
     expect(status.steps).toBe(1);
   });
+
+  /** f_θ of the late top 3 for one query, as served by the current version. */
+  const lateScores = async (): Promise<number[]> =>
+    (await post('/search', { query: 'capital of italy', k: 3, mode: 'late' })).json().hits.map((h: { parametricScore: number }) => h.parametricScore);
+  let servedByV2: number[] = [];
 
   it('trains from client-posted scores on a rollout', async () => {
     await post('/rcl/offline', {
@@ -90,6 +97,7 @@ describe('RCL over HTTP', () => {
     const r = await post('/rcl/step', { queries: [{ id: 'c1' }], rollout: rollout.rollout, scores });
     expect(r.statusCode).toBe(200);
     expect(r.json()).toMatchObject({ version: 2, triples: 1 });
+    servedByV2 = await lateScores();
   });
 
   it('rolls back to any version and resumes training after a restart from the checkpoint', async () => {
@@ -101,6 +109,8 @@ describe('RCL over HTTP', () => {
     await open();
     const ret = (await app.inject({ method: 'GET', url: '/retriever' })).json();
     expect(ret.current.version).toBe(2);
+    // Every trained tensor (U, A, w, φ, α, τ) comes back: the same version scores the same.
+    expect(await lateScores()).toEqual(servedByV2);
     const step = (await post('/rcl/step', { queries: [{ id: 'q1' }, { id: 'q2' }], environment: 'contains' })).json();
     expect(step.version).toBe(3);
     const v3 = (await app.inject({ method: 'GET', url: '/retriever' })).json().current;
