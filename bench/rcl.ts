@@ -5,9 +5,10 @@
  * `/rcl/rollouts` + posted scores), evaluates after, and proves the index unchanged.
  *
  *   npx tsx bench/rcl.ts --data <folder> [--env contains|qrels] [--epochs N] [--split article|hash|train]
- *                        [--batch 32] [--lr 0.002] [--limit-train N] [--limit-test N] [--curve-every N] [--out file]
- *                        [--calibrate false]
+ *                        [--batch 32] [--lr 0.002] [--seed 7] [--limit-train N] [--limit-test N] [--curve-every N]
+ *                        [--out file] [--calibrate false]
  * A tenth of the training queries (by hash) is held out of the steps and fits the serving mix γ.
+ * `--seed` draws the order in which training queries are batched (each epoch reshuffles).
  */
 import { writeFileSync } from 'node:fs';
 import { indexFingerprint } from '../src/index/fingerprint.ts';
@@ -25,6 +26,7 @@ const dir = flags.data;
 const epochs = Number(flags.epochs ?? 1);
 const batchSize = Number(flags.batch ?? 32);
 const lr = flags.lr ? Number(flags.lr) : undefined;
+const seed = Number(flags.seed ?? 7);
 const curveEvery = Number(flags['curve-every'] ?? 0);
 
 /** FNV-1a, for the `hash` split. */
@@ -109,7 +111,7 @@ try {
   const offlineSeconds = (performance.now() - tOffline) / 1000;
 
   // Online stage.
-  const rng = createRng(7);
+  const rng = createRng(seed);
   // A held-out tenth of the training queries fits the serving mix γ after training (never trained on).
   const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${q.id}`) % 10 === 0);
   const heldOut = new Set(calibrateOn.map((q) => q.id));
@@ -168,6 +170,7 @@ try {
     dropped,
     epochs,
     batch: batchSize,
+    seed,
     steps,
     version: retriever.current?.version,
     environment_calls: envCalls,

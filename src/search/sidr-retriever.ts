@@ -46,7 +46,8 @@ export interface SidrGloveOptions {
   /**
    * The served score in the objective (DESIGN §3.1, train what you serve): weight of its
    * query → document InfoNCE and its temperature (the score is f_β/max + γ·f_θ/max, in [0, 1 + γ]).
-   * Weight 0 leaves the objective of SiDR alone. Default { weight: 1, temperature: 0.05 }.
+   * Absent or weight 0: SiDR's three terms only. The server passes `retriever.servedLossWeight`
+   * and `retriever.servedLossTemperature` (1 and 0.05 by default).
    */
   servedLoss?: { weight: number; temperature: number };
 }
@@ -90,7 +91,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         parent: null,
         createdAt: new Date().toISOString(),
         origin: 'init',
-        info: { note: 'U = g/‖g‖, A = I, w = idf of the index, α = 10; rows for new terms are added on first use' },
+        info: { note: 'U = g/‖g‖, A = I, w = idf of the index, φ = 0, α = 10; rows for new terms are added on first use' },
         tensors: {},
         rows: {},
       };
