@@ -6,9 +6,10 @@
  *
  *   npx tsx bench/rcl.ts --data <folder> [--env contains|qrels] [--epochs N] [--split article|hash|train]
  *                        [--batch 32] [--lr 0.002] [--seed 7] [--limit-train N] [--limit-test N] [--curve-every N]
- *                        [--out file] [--calibrate false]
+ *                        [--out file] [--calibrate false] [--lr-decay linear]
  * A tenth of the training queries (by hash) is held out of the steps and fits the serving mix γ.
  * `--seed` draws the order in which training queries are batched (each epoch reshuffles).
+ * `--lr-decay linear` lowers the step's learning rate linearly from `--lr` (else 2e-3) to 0 over the run.
  */
 import { writeFileSync } from 'node:fs';
 import { indexFingerprint } from '../src/index/fingerprint.ts';
@@ -27,6 +28,7 @@ const epochs = Number(flags.epochs ?? 1);
 const batchSize = Number(flags.batch ?? 32);
 const lr = flags.lr ? Number(flags.lr) : undefined;
 const seed = Number(flags.seed ?? 7);
+const lrDecay = flags['lr-decay'] === 'linear';
 const curveEvery = Number(flags['curve-every'] ?? 0);
 
 /** FNV-1a, for the `hash` split. */
@@ -121,14 +123,18 @@ try {
   let steps = 0;
   const totals = { positives: 0, negatives: 0, excluded: 0, fallbacks: 0 };
   const primary = train.some((q) => q.answers?.length) ? 'answer_recall@1' : 'ndcg@10';
+  const plannedSteps = epochs * Math.ceil(trainable.length / batchSize);
+  let planned = 0;
   for (let epoch = 0; epoch < epochs; epoch++) {
     const order = rng.shuffle([...trainable]);
     for (let i = 0; i < order.length; i += batchSize) {
       const batch = order.slice(i, i + batchSize).map((q) => ({ id: q.id }));
+      const stepLr = lrDecay ? (lr ?? 2e-3) * (1 - planned / plannedSteps) : lr;
+      planned++;
       let r;
       try {
         if (env === 'contains') {
-          r = await post('/rcl/step', { queries: batch, environment: 'contains', learningRate: lr });
+          r = await post('/rcl/step', { queries: batch, environment: 'contains', learningRate: stepLr });
         } else {
           const ro = await post('/rcl/rollouts', { queries: batch, includeDocuments: false });
           const scores = (ro.queries as Array<{ id: string; candidates: Array<{ docId: string }> }>).flatMap((q) =>
@@ -137,7 +143,7 @@ try {
               return { queryId: q.id, docId: c.docId, score: rel ? 1 : 0, label: rel ? 1 : 0 };
             }),
           );
-          r = await post('/rcl/step', { queries: batch, rollout: ro.rollout, scores, learningRate: lr });
+          r = await post('/rcl/step', { queries: batch, rollout: ro.rollout, scores, learningRate: stepLr });
         }
       } catch (err) {
         if (String(err).includes('RCL_NO_POOLS')) continue; // a batch of only dropped queries
@@ -171,6 +177,7 @@ try {
     epochs,
     batch: batchSize,
     seed,
+    lr_decay: lrDecay ? 'linear' : undefined,
     steps,
     version: retriever.current?.version,
     environment_calls: envCalls,
