@@ -10,6 +10,7 @@ import {
   DEFAULT_EXPANSION_SCALE,
   encodeQuery,
   importanceFactor,
+  inverseNormsOf,
   type EncodeOptions,
   type SidrFrozen,
   type Theta,
@@ -40,7 +41,14 @@ export interface LossOptions extends EncodeOptions {
    * sv(i,j) = s_et(i,j)/max_j' s_et(i,j') + γ·s_ee(i,j)/max_j' s_ee(i,j') (late search's final
    * score, the maxima taken over the batch's documents), L += weight·InfoNCE_{q→d}(sv/temperature).
    */
-  served?: { gamma: number; temperature: number; weight: number };
+  served?: ServedObjective;
+}
+
+/** The served-score term of the objective: the serving mix γ, its InfoNCE temperature and weight. */
+export interface ServedObjective {
+  gamma: number;
+  temperature: number;
+  weight: number;
 }
 
 /** A row-sparse gradient: `values` holds `rows.length × rowSize` entries, rows ascending. */
@@ -211,7 +219,7 @@ function servedFamily(
   et: Float64Array,
   ee: Float64Array,
   B: number,
-  opts: NonNullable<LossOptions['served']>,
+  opts: ServedObjective,
   dET: Float64Array,
   dEE: Float64Array,
 ): number {
@@ -535,15 +543,13 @@ function backward(theta: Theta, frozen: SidrFrozen, f: Forward, dEE: Float64Arra
   }
   // acc.gW holds ∂L/∂ω: ω_v = w_v·exp(φ·ĝ_v) ⇒ ∂w_v = ∂ω_v·factor_v, ∂φ = Σ_v ∂ω_v·ω_v·ĝ_v.
   const gPhi = new Float64Array(D);
+  const inv = inverseNormsOf(frozen);
   for (let k = 0; k < Sn; k++) {
     const g = acc.gW[k];
     const v = f.S[k];
     acc.gW[k] = g * f.factorS[k];
-    if (g === 0 || !frozen.hasVec[v]) continue;
-    let n = 0;
-    for (let d = 0; d < D; d++) n += frozen.G[v * D + d] ** 2;
-    if (n === 0) continue;
-    const c = (g * f.omegaS[k]) / Math.sqrt(n);
+    if (g === 0 || inv[v] === 0) continue;
+    const c = g * f.omegaS[k] * inv[v];
     for (let d = 0; d < D; d++) gPhi[d] += c * frozen.G[v * D + d];
   }
   return {

@@ -184,10 +184,10 @@ export function cloneTheta(theta: Theta, version: number = theta.version): Theta
   };
 }
 
-/** 1/‖G_v‖ for every term (0 without a vector), once per frozen inputs. */
 const inverseNorms = new WeakMap<SidrFrozen, Float32Array>();
 
-function inverseNormsOf(frozen: SidrFrozen): Float32Array {
+/** 1/‖G_v‖ for every term (0 without a vector), computed once per frozen inputs: ĝ_v = G_v·inv[v]. */
+export function inverseNormsOf(frozen: SidrFrozen): Float32Array {
   let inv = inverseNorms.get(frozen);
   if (inv) return inv;
   const D = frozen.dim;

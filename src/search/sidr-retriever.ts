@@ -19,6 +19,7 @@ import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts'
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
+import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
 import type { CompactState } from './sidr-train-worker.ts';
 import type { TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
@@ -49,7 +50,7 @@ export interface SidrGloveOptions {
    * Absent or weight 0: SiDR's three terms only. The server passes `retriever.servedLossWeight`
    * and `retriever.servedLossTemperature` (1 and 0.05 by default).
    */
-  servedLoss?: { weight: number; temperature: number };
+  servedLoss?: Omit<ServedObjective, 'gamma'>;
 }
 
 /** Row-wise parameters stored as row deltas; the rest are stored whole. */

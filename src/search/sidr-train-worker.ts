@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { createAdamW, type AdamW, type AdamWState, type Gradient, type ParamGroup } from '../encoder/optimizer.ts';
-import { lossAndGrad, type LossParts, type RclTriple } from '../encoder/sidr-glove-grad.ts';
+import { lossAndGrad, type LossParts, type RclTriple, type ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { kernels } from '../kernels/index.ts';
 import { servedWeights, type SidrFrozen, type Theta } from '../encoder/sidr-glove.ts';
 
@@ -22,7 +22,7 @@ export interface TrainStepMessage {
   /** The served first stage's tf saturation, for T(d) in L(E(q), T(d)). */
   saturation?: { k1: number; b: number; avgdl: number };
   /** The served-score family of the objective (see LossOptions.served). */
-  served?: { gamma: number; temperature: number; weight: number };
+  served?: ServedObjective;
 }
 
 export interface TrainStepReply {
@@ -132,13 +132,19 @@ export function trainStep(msg: TrainStepMessage): TrainStepReply {
   return {
     id: msg.id,
     H: unitInputs(theta, frozen),
-    omega: theta.phi.some((x) => x !== 0) ? servedWeights(theta, frozen) : undefined,
+    omega: omegaOf(theta, frozen),
     loss: r.loss,
     parts: r.parts,
     theta,
     changed: { U: r.grad.U.rows, w: r.grad.w.rows },
     optimizer: compactState(optimizer.getState(), rowSizes),
   };
+}
+
+/** ω under the new θ when it differs from w (φ ≠ 0); w itself travels with θ. */
+function omegaOf(theta: Theta, fz: SidrFrozen): Float32Array | undefined {
+  const omega = servedWeights(theta, fz);
+  return omega === theta.w ? undefined : omega;
 }
 
 /**

@@ -6,7 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { BACKGROUND_THREAD_NICE } from '../threads.ts';
 import { createError } from '../errors.ts';
-import type { LossParts, RclTriple } from '../encoder/sidr-glove-grad.ts';
+import type { LossParts, RclTriple, ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { cloneTheta, type SidrFrozen, type Theta } from '../encoder/sidr-glove.ts';
 import type { CompactState, TrainStepMessage, TrainStepReply } from './sidr-train-worker.ts';
 
@@ -57,7 +57,7 @@ export class SidrTrainer {
     kExp: number;
     expansionScale: number;
     saturation?: { k1: number; b: number; avgdl: number };
-    served?: { gamma: number; temperature: number; weight: number };
+    served?: ServedObjective;
   }): Promise<{ loss: number; parts: LossParts; theta: Theta; changed: { U: Uint32Array; w: Uint32Array }; optimizer: CompactState; H?: Float32Array; omega?: Float32Array }> {
     const worker = this.ensureWorker();
     const theta = cloneTheta(args.theta);

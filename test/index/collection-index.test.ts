@@ -55,6 +55,12 @@ describe('collection index', () => {
     cleanup?.();
     store = undefined;
   });
+  /** A store in a fresh temporary directory, closed and removed after the test. */
+  const freshStore = (): Store => {
+    const tmp = tmpDir();
+    cleanup = tmp.cleanup;
+    return openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+  };
 
   it('agrees with an oracle under random upserts, deletes and checkpoints, in memory and reopened with or without replay', async () => {
     const MAX_FORWARD = 8;
@@ -106,9 +112,7 @@ describe('collection index', () => {
   });
 
   it('replays documents committed after a checkpoint exactly as the checkpoint stores them', async () => {
-    const tmp = tmpDir();
-    cleanup = tmp.cleanup;
-    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    store = freshStore();
     const dbs = store.collectionDbs('t');
     const index = openCollectionIndex('t', dbs, { maxForwardTokens: 4 });
     await index.upsert([analyzed('1', ['a', 'b', 'a', 'c', 'a', 'a', 'd'], { lang: 'en' }), analyzed('2', ['b', 'b'], { lang: 'de' })]);
@@ -135,9 +139,7 @@ describe('collection index', () => {
   });
 
   it('opens a collection written before checkpoints existed (no indexedTo: every posting stored)', async () => {
-    const tmp = tmpDir();
-    cleanup = tmp.cleanup;
-    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    store = freshStore();
     const dbs = store.collectionDbs('t');
     const index = openCollectionIndex('t', dbs, { maxForwardTokens: 100 });
     await index.upsert([analyzed('1', ['a', 'b']), analyzed('2', ['b'])]);
@@ -151,9 +153,7 @@ describe('collection index', () => {
   });
 
   it('keeps metadata filter bitmaps and truncates the forward store', async () => {
-    const tmp = tmpDir();
-    cleanup = tmp.cleanup;
-    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    store = freshStore();
     const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 3 });
     await index.upsert([analyzed('1', ['a', 'b', 'c', 'd'], { lang: 'en', n: 1 }), analyzed('2', ['a'], { lang: 'de', n: 1 })]);
     expect(index.forward(index.getDocument('1')!.docId)!.length).toBe(3);
@@ -164,9 +164,7 @@ describe('collection index', () => {
   });
 
   it('does not let an uncommitted write show through', async () => {
-    const tmp = tmpDir();
-    cleanup = tmp.cleanup;
-    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    store = freshStore();
     const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
     const pending = index.upsert([analyzed('1', ['a'])]);
     expect(index.liveCount).toBe(0);
@@ -176,9 +174,7 @@ describe('collection index', () => {
   });
 
   it('stores long or odd metadata but only indexes filterable values', async () => {
-    const tmp = tmpDir();
-    cleanup = tmp.cleanup;
-    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    store = freshStore();
     const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
     const metadata = { lang: 'x'.repeat(3000), ['f'.repeat(300)]: 'v', 'a\u0000b': 'c', ok: 'v\u0000w' };
     await index.upsert([analyzed('1', ['a'], metadata)]);
@@ -190,9 +186,7 @@ describe('collection index', () => {
   });
 
   it('serves the old version of a document while its replacement commits', async () => {
-    const tmp = tmpDir();
-    cleanup = tmp.cleanup;
-    store = openStore({ dataDir: tmp.dir, mapSizeBytes: 1 << 26 });
+    store = freshStore();
     const index = openCollectionIndex('t', store.collectionDbs('t'), { maxForwardTokens: 100 });
     await index.upsert([analyzed('r', ['a'])]);
     for (let i = 0; i < 20; i++) {
