@@ -182,22 +182,18 @@ export function createWinkAnalyzer(options: WinkOptions): Analyzer {
   /** The nid sequences of a text's whitespace chunks, in order (unseen chunks read together). */
   function chunkNids(text: string): Int32Array[] {
     const seqs: Int32Array[] = [];
-    // Chunks not seen before (each once) and where they go, filled in after one read.
-    let unseen: Set<string> | undefined;
+    // Where chunks not seen before go, filled in after one read of each distinct one.
     let holes: Array<[number, string]> | undefined;
     for (const part of text.split(WHITESPACE)) {
       if (part.length === 0) continue;
       const seq = chunks.get(part);
-      if (seq === undefined) {
-        (unseen ??= new Set()).add(part);
-        (holes ??= []).push([seqs.length, part]);
-      }
+      if (seq === undefined) (holes ??= []).push([seqs.length, part]);
       seqs.push(seq as Int32Array);
     }
-    if (unseen) {
-      const pending = [...unseen];
+    if (holes) {
+      const pending = [...new Set(holes.map(([, part]) => part))];
       readChunks(pending).forEach((seq, i) => chunks.set(pending[i], seq));
-      for (const [at, part] of holes!) seqs[at] = chunks.get(part)!;
+      for (const [at, part] of holes) seqs[at] = chunks.get(part)!;
     }
     return seqs;
   }

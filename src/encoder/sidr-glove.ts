@@ -315,8 +315,7 @@ export function prepareThetaFrom(
     const inv = ok ? 1 / Math.sqrt(n) : 0;
     for (let d = 0; d < D; d++) Un[o + d] = theta.U[o + d] * inv;
   }
-  const served = omega !== undefined && omega.length === theta.size ? omega : servedWeights(theta, frozen);
-  caches.set(theta, newCache(theta, frozen, Un, prev.channel, noSim, fullH ? H : undefined, served));
+  caches.set(theta, newCache(theta, frozen, Un, prev.channel, noSim, fullH ? H : undefined, omega?.length === theta.size ? omega : undefined));
 }
 
 /** A fresh per-θ cache over given unit rows; `H` (all rows of normalize(A·g)) when precomputed. */

@@ -4,12 +4,14 @@
  * current θ, score uncached documents, label against the thresholds, stop at the first negative,
  * draw the positive, fall back to offline pools, then one optimizer step. Never touches the index.
  */
+// Lets queued I/O (incoming searches) run. Awaiting a synchronous search only queues a microtask,
+// so a loop over a batch's queries would otherwise hold the event loop for the whole batch.
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { createError } from '../errors.ts';
 import { RetrieverStore } from '../index/retriever-store.ts';
 import type { Store } from '../index/store.ts';
 import type { Collection, Collections } from '../search/collections.ts';
-import { isTrainable, type TrainableRetriever, type TrainTriple } from '../search/trainable.ts';
+import { isTrainable, type TrainableRetriever, type TrainResult, type TrainTriple } from '../search/trainable.ts';
 import type { AnswerScore, Environment } from './environments/types.ts';
 import { createRng } from './rng.ts';
 import { RclState, type LabelTally, type QueryRecord } from './state.ts';
@@ -68,7 +70,7 @@ export interface StepRequest {
 export interface StepResult extends LabelTally {
   version: number;
   loss: number;
-  lossParts: { ee: number; et: number; te: number; served?: number };
+  lossParts: TrainResult['lossParts'];
   triples: number;
   skipped: Array<{ queryId: string; reason: string }>;
   ms: number;
@@ -443,11 +445,6 @@ function labelOf(rec: QueryRecord, perAnswer: AnswerScore[]): 0 | 1 | null {
   }
   return null;
 }
-
-/**
- * Lets queued I/O (incoming searches) run. Awaiting a synchronous search only queues a microtask,
- * so a loop over a batch's queries would otherwise hold the event loop for the whole batch.
- */
 
 /** A random document of `ids` that still exists. */
 function pickLive(c: Collection, ids: string[], rng: { int(n: number): number }): string | undefined {

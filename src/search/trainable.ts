@@ -23,7 +23,7 @@ export interface TrainOptions {
 export interface TrainResult {
   version: number;
   loss: number;
-  /** L(E(q),E(d)), L(E(q),T(d)), L(T(q),E(d)) of DESIGN §1. */
+  /** L(E(q),E(d)), L(E(q),T(d)), L(T(q),E(d)) of DESIGN §1, and the served-score term when trained. */
   lossParts: { ee: number; et: number; te: number; served?: number };
   ms: number;
 }
