@@ -6,8 +6,12 @@
  *
  *   npx tsx bench/rcl.ts --data <folder> [--env contains|qrels] [--epochs N] [--split article|hash|train]
  *                        [--batch 32] [--lr 0.002] [--seed 7] [--limit-train N] [--limit-test N] [--curve-every N]
- *                        [--out file] [--calibrate false] [--lr-decay linear]
- * A tenth of the training queries (by hash) is held out of the steps and fits the serving mix γ.
+ *                        [--out file] [--calibrate false] [--proximity false] [--lr-decay linear]
+ * A tenth of the training queries (by hash; under `--split article`, the queries of a tenth of the
+ * training articles) is held out of the steps and fits the serving mix
+ * (γ, and term proximity unless `--proximity false`) through `POST /rcl/calibrate`: once before
+ * training (reported as `before_calibrated`, then rolled back), and after it, γ alone
+ * (`after_gamma_only`) and then the whole mix (`after`).
  * `--seed` draws the order in which training queries are batched (each epoch reshuffles).
  * `--lr-decay linear` lowers the step's learning rate linearly from `--lr` (else 2e-3) to 0 over the run.
  */
@@ -28,6 +32,13 @@ const epochs = Number(flags.epochs ?? 1);
 const batchSize = Number(flags.batch ?? 32);
 const lr = flags.lr ? Number(flags.lr) : undefined;
 const seed = Number(flags.seed ?? 7);
+// `--proximity false`: calibration fits γ only (proximity stays off).
+const noProximity = flags.proximity === 'false' ? { proximityWeights: [0] } : {};
+
+/** The fitted settings of a `POST /rcl/calibrate` answer, for the summary. */
+function calibrationSummary(c: { gamma: number; expansionScale?: number; proximity: unknown; proximityCheck?: unknown; queries: number; mrrBefore: number; mrrAfter: number }): Record<string, unknown> {
+  return { gamma: c.gamma, expansion_scale: c.expansionScale, proximity: c.proximity, proximity_check: c.proximityCheck, queries: c.queries, mrr_before: c.mrrBefore, mrr_after: c.mrrAfter };
+}
 const lrDecay = flags['lr-decay'] === 'linear';
 const curveEvery = Number(flags['curve-every'] ?? 0);
 
@@ -38,7 +49,7 @@ function hash32(s: string): number {
   return h;
 }
 
-async function splitQueries(): Promise<{ train: EvalQuery[]; test: EvalQuery[]; trainQrels: Qrels; testQrels: Qrels; split: string }> {
+async function splitQueries(): Promise<{ train: EvalQuery[]; test: EvalQuery[]; trainQrels: Qrels; testQrels: Qrels; split: string; articleOf?: (q: EvalQuery) => string }> {
   const testQueries = await readQueries(dir, 'test');
   const testQrels = await readQrels(dir, 'test');
   const trainQueries = await readQueries(dir, 'train').catch(() => undefined);
@@ -47,6 +58,7 @@ async function splitQueries(): Promise<{ train: EvalQuery[]; test: EvalQuery[]; 
     return { train: trainQueries ?? (await readQueries(dir, 'train')), test: testQueries, trainQrels: await readQrels(dir, 'train'), testQrels, split };
   }
   let isTest: (q: EvalQuery) => boolean;
+  let articleOf: ((q: EvalQuery) => string) | undefined;
   if (split === 'article') {
     // Sort article titles; every fifth article is test. A query's article is its judged passage's title.
     const titleOf = new Map<string, string>();
@@ -54,6 +66,7 @@ async function splitQueries(): Promise<{ train: EvalQuery[]; test: EvalQuery[]; 
     const titles = [...new Set(titleOf.values())].sort();
     const testTitles = new Set(titles.filter((_, i) => i % 5 === 4));
     isTest = (q) => [...(testQrels.get(q.id)?.keys() ?? [])].some((d) => testTitles.has(titleOf.get(d) ?? ''));
+    articleOf = (q) => titleOf.get([...(testQrels.get(q.id)?.keys() ?? [])][0] ?? '') ?? '';
   } else {
     isTest = (q) => hash32(q.id) % 5 === 0;
   }
@@ -63,6 +76,7 @@ async function splitQueries(): Promise<{ train: EvalQuery[]; test: EvalQuery[]; 
     trainQrels: testQrels,
     testQrels,
     split,
+    articleOf,
   };
 }
 
@@ -114,10 +128,23 @@ try {
 
   // Online stage.
   const rng = createRng(seed);
-  // A held-out tenth of the training queries fits the serving mix γ after training (never trained on).
-  const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${q.id}`) % 10 === 0);
+  // A held-out tenth of the training queries fits the serving mix after training (never trained
+  // on). Under the article split it is a tenth of the training articles, all their queries: the
+  // test articles are unseen, so the mix is fitted on articles training has not seen either.
+  const heldKey = s.articleOf ?? ((q: EvalQuery) => q.id);
+  const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${heldKey(q)}`) % 10 === 0);
   const heldOut = new Set(calibrateOn.map((q) => q.id));
   const trainable = train.filter((q) => !heldOut.has(q.id));
+  const calEnv = env === 'contains' ? 'contains' : 'client';
+  // What feedback buys without training θ: the serving mix fitted on the same held-out queries,
+  // evaluated, then rolled back so that training starts from the untrained version.
+  let calibratedBefore: { metrics: Record<string, number>; settings: Record<string, unknown> } | undefined;
+  if (calibrateOn.length) {
+    const untrained = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version as number;
+    const cal = await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, ...noProximity });
+    calibratedBefore = { metrics: await evaluate(app, test, s.testQrels, { mode: 'late' }), settings: calibrationSummary(cal) };
+    await post('/retriever/rollback', { version: untrained });
+  }
   const tTrain = performance.now();
   const curve: Array<{ step: number; loss: number; metric?: number }> = [];
   let steps = 0;
@@ -159,9 +186,10 @@ try {
   }
   const trainSeconds = (performance.now() - tTrain) / 1000;
   const evalTrained = calibrateOn.length ? await evaluate(app, test, s.testQrels, { mode: 'late' }) : undefined;
-  const calibration = calibrateOn.length
-    ? await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: env === 'contains' ? 'contains' : 'client' })
-    : undefined;
+  // γ alone first (what the previous objective's figures used), then γ with proximity.
+  const calibrationGamma = calibrateOn.length && flags.proximity !== 'false' ? await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, proximityWeights: [0] }) : undefined;
+  const evalGamma = calibrationGamma ? await evaluate(app, test, s.testQrels, { mode: 'late' }) : undefined;
+  const calibration = calibrateOn.length ? await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, ...noProximity }) : undefined;
   const evalAfter = await evaluate(app, test, s.testQrels, { mode: 'late' });
   const after = indexFingerprint(dbs);
   const retriever = (await app.inject({ method: 'GET', url: '/retriever' })).json();
@@ -188,9 +216,11 @@ try {
     lexical: round4(lexical),
     before: round4(evalBefore),
     after_training: evalTrained ? round4(evalTrained) : undefined,
-    calibration: calibration
-      ? { gamma: calibration.gamma, expansion_scale: calibration.expansionScale, queries: calibration.queries, mrr_before: calibration.mrrBefore, mrr_after: calibration.mrrAfter }
-      : undefined,
+    before_calibrated: calibratedBefore ? round4(calibratedBefore.metrics) : undefined,
+    calibration_before_training: calibratedBefore?.settings,
+    after_gamma_only: evalGamma ? round4(evalGamma) : undefined,
+    calibration_gamma_only: calibrationGamma ? calibrationSummary(calibrationGamma) : undefined,
+    calibration: calibration ? calibrationSummary(calibration) : undefined,
     after: round4(evalAfter),
     index_before: before,
     index_after: after,

@@ -74,6 +74,14 @@ export interface Config {
     /** Mix γ of the final score f_β/max f_β + γ·f_θ/max f_θ. Default 0.3. */
     gamma: number;
     /**
+     * Weight π of term proximity in the final score (+ π·prox/max prox) until `POST /rcl/calibrate`
+     * fits it. Default 0 (off): whether a collection's answers sit where the query's terms cluster
+     * is for its feedback to say.
+     */
+    proximity: number;
+    /** Proximity window, in term positions, until calibrated. Default 8. */
+    proximityWindow: number;
+    /**
      * Weight of the served score f_β/max + γ·f_θ/max in the RCL objective (train what you serve,
      * DESIGN §3.1). Default 1; 0 trains SiDR's three terms only.
      */
@@ -120,7 +128,7 @@ export const DEFAULTS: Config = {
   },
   analysis: { workers: 0, stem: true, maxForwardTokens: 512 },
   search: { k1: 1.2, b: 0.75, defaultK: 10, defaultM: 20 },
-  retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, servedLossWeight: 1, servedLossTemperature: 0.05, gloveCachePath: '' },
+  retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, proximity: 0, proximityWindow: 8, servedLossWeight: 1, servedLossTemperature: 0.05, gloveCachePath: '' },
   rcl: { seed: 1, rolloutTtlSeconds: 1_800 },
   auth: { keys: [], allowOpenNonLoopback: false },
 };

@@ -67,12 +67,14 @@ export const configSchema = {
     retriever: {
       type: 'object',
       additionalProperties: false,
-      required: ['kExp', 'expansionScale', 'alpha', 'gamma', 'servedLossWeight', 'servedLossTemperature', 'gloveCachePath'],
+      required: ['kExp', 'expansionScale', 'alpha', 'gamma', 'proximity', 'proximityWindow', 'servedLossWeight', 'servedLossTemperature', 'gloveCachePath'],
       properties: {
         kExp: { type: 'integer', minimum: 0, maximum: 1024 },
         expansionScale: { type: 'number', minimum: 0, maximum: 10 },
         alpha: { type: 'number', exclusiveMinimum: 0, maximum: 1000 },
         gamma: { type: 'number', minimum: 0, maximum: 100 },
+        proximity: { type: 'number', minimum: 0, maximum: 100 },
+        proximityWindow: { type: 'integer', minimum: 2, maximum: 4096 },
         servedLossWeight: { type: 'number', minimum: 0, maximum: 100 },
         servedLossTemperature: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
         gloveCachePath: { type: 'string' },

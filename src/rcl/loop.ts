@@ -11,6 +11,7 @@ import { createError } from '../errors.ts';
 import { RetrieverStore } from '../index/retriever-store.ts';
 import type { Store } from '../index/store.ts';
 import type { Collection, Collections } from '../search/collections.ts';
+import { DEFAULT_PROXIMITY_WINDOW } from '../search/proximity.ts';
 import { isTrainable, type TrainableRetriever, type TrainResult, type TrainTriple } from '../search/trainable.ts';
 import type { AnswerScore, Environment } from './environments/types.ts';
 import { createRng } from './rng.ts';
@@ -76,19 +77,57 @@ export interface StepResult extends LabelTally {
   ms: number;
 }
 
+/** One setting of the serving mix that calibration tried, and its MRR. */
+export interface CalibratePoint {
+  gamma: number;
+  expansionScale?: number;
+  /** Term proximity's weight π (0: off) and window. */
+  proximity: number;
+  proximityWindow: number;
+  mrr: number;
+}
+
 export interface CalibrateResult {
   version: number;
   gamma: number;
   expansionScale?: number;
+  proximity: { weight: number; window: number };
+  /**
+   * When the best mix has proximity on: its MRR, the best MRR without it, and the standard error of
+   * the per-query difference. Proximity is kept only when the gain exceeds twice that error.
+   */
+  proximityCheck?: { mrrWith: number; mrrWithout: number; standardError: number; kept: boolean };
   mrrBefore: number;
   mrrAfter: number;
   queries: number;
-  grid: Array<{ gamma: number; expansionScale?: number; mrr: number }>;
+  grid: CalibratePoint[];
   ms: number;
+}
+
+export interface CalibrateRequest {
+  queries?: string[];
+  environment?: string;
+  grid?: number[];
+  expansionScales?: number[];
+  proximityWeights?: number[];
+  proximityWindows?: number[];
 }
 
 /** γ values tried by calibration (1,000 ≈ f_θ alone, 0 = first stage alone). */
 const GAMMA_GRID = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1, 1.25, 1.5, 2, 3, 5, 10, 1000];
+/** Proximity weights π tried by calibration (0: off). */
+const PROXIMITY_WEIGHTS = [0, 0.1, 0.2, 0.3, 0.5, 0.7, 1];
+/** Proximity windows tried by calibration, in term positions. */
+const PROXIMITY_WINDOWS = [4, 8, 16, 32];
+
+/** One retrieved candidate as calibration mixes it: its score parts and its offline label. */
+interface CalibrateHit {
+  beta: number;
+  theta: number;
+  /** Proximity per window scored (the windows tried, then the current one). */
+  prox: Float64Array;
+  positive: boolean;
+}
 
 export interface RclOptions {
   seed: number;
@@ -237,11 +276,13 @@ export class RclService {
   }
 
   /**
-   * Fits the serving mix γ of f_β/max f_β + γ·f_θ/max f_θ on registered queries (a held-out
-   * slice of the training queries, DESIGN §3.1 "train what you serve"): the γ of the grid with
-   * the best MRR@m of offline positives wins and is published as a new version.
+   * Fits the serving mix f_β/max f_β + γ·f_θ/max f_θ + π·prox/max prox on registered queries (a
+   * held-out slice of the training queries, DESIGN §3.1 "train what you serve"): the γ, proximity
+   * weight π and window of the grid with the best MRR@m of offline positives win and are published
+   * as a new version. Proximity starts off (π = 0): the feedback decides whether this collection's
+   * answers sit where the query's terms cluster.
    */
-  calibrate(collection: string, req: { queries?: string[]; environment?: string; grid?: number[]; expansionScales?: number[] }): Promise<CalibrateResult> {
+  calibrate(collection: string, req: CalibrateRequest): Promise<CalibrateResult> {
     const c = this.collections.get(collection);
     const retriever = this.trainable(c);
     const calibrate = retriever.calibrate?.bind(retriever);
@@ -257,40 +298,76 @@ export class RclService {
       // on request: on SciFact's 75 held-out queries a 2-D grid chose a scale that cost 0.9 points
       // of test nDCG@10 (too few queries to fit two settings), while γ alone generalised.
       const scales = req.expansionScales ?? [undefined];
+      // Proximity only re-weights the re-ranked candidates: one retrieval serves every window.
+      const weights = [...new Set([0, ...(req.proximityWeights ?? PROXIMITY_WEIGHTS)])].sort((x, y) => x - y);
+      const windows = weights.length > 1 ? (req.proximityWindows ?? PROXIMITY_WINDOWS) : [];
       const current = retriever.pin();
-      const mrrOf = (runs: Array<Array<{ beta: number; theta: number; positive: boolean }>>, gamma: number) => {
-        let sum = 0;
-        for (const hits of runs) {
-          if (hits.length === 0) continue;
+      const now = current.proximity ?? { weight: 0, window: windows[0] ?? DEFAULT_PROXIMITY_WINDOW };
+      /** Reciprocal rank of the first offline positive, per query, under one mix. */
+      const ranksOf = (runs: CalibrateHit[][], gamma: number, pi: number, w: number) =>
+        Float64Array.from(runs, (hits) => {
+          if (hits.length === 0) return 0;
           const mb = Math.max(...hits.map((h) => h.beta)) || 1;
           const mt = Math.max(...hits.map((h) => h.theta)) || 1;
-          const ranked = hits.map((h) => ({ s: h.beta / mb + (gamma * h.theta) / mt, p: h.positive })).sort((a, b) => b.s - a.s);
+          const mp = pi > 0 ? Math.max(...hits.map((h) => h.prox[w])) || 1 : 1;
+          const ranked = hits.map((h) => ({ s: h.beta / mb + (gamma * h.theta) / mt + (pi > 0 ? (pi * h.prox[w]) / mp : 0), p: h.positive })).sort((a, b) => b.s - a.s);
           const first = ranked.findIndex((h) => h.p);
-          if (first >= 0) sum += 1 / (first + 1);
-        }
-        return sum / runs.length;
-      };
+          return first >= 0 ? 1 / (first + 1) : 0;
+        });
+      const mean = (xs: Float64Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
+      const mrrOf = (runs: CalibrateHit[][], gamma: number, pi: number, w: number) => mean(ranksOf(runs, gamma, pi, w));
+      // The current window is scored too, for the MRR before calibration.
+      const scored = [...new Set([...windows, now.window])];
       const retrieve = async (expansionScale: number | undefined) => {
-        const runs: Array<Array<{ beta: number; theta: number; positive: boolean }>> = [];
+        const runs: CalibrateHit[][] = [];
         for (const rec of records) {
           const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false, settings: { expansionScale } });
           const positives = new Set(rec.thresholds.positives);
-          runs.push(r.hits.map((h) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, positive: positives.has(h.id) })));
+          const termIds = c.searcher.queryTokens(rec.text).termIds;
+          const docIds = r.hits.map((h) => h.docId);
+          const prox = scored.map((w) => c.searcher.proximityScores(termIds, docIds, w));
+          runs.push(r.hits.map((h, i) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, prox: Float64Array.from(prox, (p) => p[i]), positive: positives.has(h.id) })));
           await yieldToEventLoop();
         }
         return runs;
       };
       const served = await retrieve(undefined);
-      const before = mrrOf(served, current.gamma);
-      const scores: Array<{ gamma: number; expansionScale?: number; mrr: number }> = [];
+      const before = mrrOf(served, current.gamma, now.weight, scored.indexOf(now.window));
+      const scores: CalibratePoint[] = [];
+      const runsByScale = new Map<number | undefined, CalibrateHit[][]>();
       for (const expansionScale of scales) {
         const runs = expansionScale === undefined ? served : await retrieve(expansionScale);
-        for (const gamma of grid) scores.push({ gamma, expansionScale, mrr: mrrOf(runs, gamma) });
+        runsByScale.set(expansionScale, runs);
+        // π = 0 first: on a tie, the simpler mix wins.
+        for (const gamma of grid) scores.push({ gamma, expansionScale, proximity: 0, proximityWindow: now.window, mrr: mrrOf(runs, gamma, 0, 0) });
+        for (const pi of weights.filter((x) => x > 0)) {
+          for (const [w, window] of windows.entries()) {
+            for (const gamma of grid) scores.push({ gamma, expansionScale, proximity: pi, proximityWindow: window, mrr: mrrOf(runs, gamma, pi, w) });
+          }
+        }
       }
-      const best = scores.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
-      const settings = best.expansionScale === undefined ? { gamma: best.gamma } : { gamma: best.gamma, expansionScale: best.expansionScale };
+      const bestOf = (points: CalibratePoint[]) => points.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
+      const plain = bestOf(scores.filter((p) => p.proximity === 0));
+      let best = bestOf(scores);
+      let proximityCheck: CalibrateResult['proximityCheck'];
+      // Proximity adds two settings to fit: keep it only when it beats the best mix without it by
+      // more than twice the standard error of the per-query difference (a paired test), so that a
+      // small held-out set does not switch it on by chance.
+      if (best.proximity > 0) {
+        const on = ranksOf(runsByScale.get(best.expansionScale)!, best.gamma, best.proximity, scored.indexOf(best.proximityWindow));
+        const off = ranksOf(runsByScale.get(plain.expansionScale)!, plain.gamma, 0, 0);
+        const diff = on.map((x, i) => x - off[i]);
+        const m = mean(diff);
+        const sd = Math.sqrt(diff.reduce((a, d) => a + (d - m) ** 2, 0) / Math.max(1, diff.length - 1));
+        const standardError = sd / Math.sqrt(diff.length);
+        const kept = m > 2 * standardError;
+        proximityCheck = { mrrWith: best.mrr, mrrWithout: plain.mrr, standardError, kept };
+        if (!kept) best = plain;
+      }
+      const proximity = { weight: best.proximity, window: best.proximityWindow };
+      const settings = { gamma: best.gamma, proximity, ...(best.expansionScale === undefined ? {} : { expansionScale: best.expansionScale }) };
       const meta = await calibrate(settings, { queries: records.length, environment: envName, mrrBefore: before, mrrAfter: best.mrr });
-      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
+      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, proximity, proximityCheck, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
     });
   }
 

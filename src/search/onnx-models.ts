@@ -49,6 +49,8 @@ export interface Served {
   head: Head;
   /** A calibrated γ of the lineage (since its model), else undefined: the configured one. */
   gamma?: number;
+  /** A calibrated term proximity of the lineage (since its model), else undefined: off. */
+  proximity?: { weight: number; window: number };
 }
 
 /** The record that starts a head: `init` or `model-swap` (it names the model). */
@@ -114,15 +116,17 @@ export async function materialise(
   }
   const head = identityHead(model.encoder);
   let gamma: number | undefined;
+  let proximity: { weight: number; window: number } | undefined;
   for (const rec of chain.slice(start + 1)) {
     if (rec.tensors.gamma) gamma = rec.tensors.gamma[0];
+    if (rec.tensors.proximity) proximity = { weight: rec.tensors.proximity[0], window: rec.tensors.proximity[1] };
     for (const name of ['g', 'b'] as const) {
       const d = rec.rows[name];
       if (!d) continue;
       for (let i = 0; i < d.rows.length; i++) if (d.rows[i] < head.dim) head[name][d.rows[i]] = d.values[i];
     }
   }
-  return { record: meta(chain[chain.length - 1]), model, head, ...(gamma === undefined ? {} : { gamma }) };
+  return { record: meta(chain[chain.length - 1]), model, head, ...(gamma === undefined ? {} : { gamma }), ...(proximity === undefined ? {} : { proximity }) };
 }
 
 /** Options from a collection's `retriever: {kind: 'onnx', …}` (missing or invalid fields take their defaults). */

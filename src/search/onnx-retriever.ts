@@ -17,6 +17,7 @@ import { RetrieverStore, type VersionRecord } from '../index/retriever-store.ts'
 import type { Store } from '../index/store.ts';
 import type { DocId, SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
+import { DEFAULT_PROXIMITY_WINDOW } from './proximity.ts';
 import type { Collection } from './collections.ts';
 import {
   identityHead,
@@ -31,7 +32,7 @@ import {
 } from './onnx-models.ts';
 import { bagOf, createHeadOptimizer, headLoss, stepHead, type HeadTriple } from './onnx-train.ts';
 import type { PinnedRetriever } from './searcher.ts';
-import type { TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
+import type { CalibratedSettings, TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
 
 export { onnxOptionsFrom, type OnnxRetrieverOptions } from './onnx-models.ts';
 
@@ -162,6 +163,7 @@ export class OnnxRetriever implements TrainableRetriever {
     return {
       version: s.record.version,
       gamma: s.gamma ?? this.options.gamma,
+      proximity: s.proximity,
       encodeQuery: (termIds, text) => {
         hold();
         return this.encodeQuery(s, termIds, text);
@@ -352,7 +354,7 @@ export class OnnxRetriever implements TrainableRetriever {
         const state = optimizer.getState();
         await this.store.publish(record, { makeCurrent: true, checkpoint: { version: record.version, modelHash: encoder.hash, state } });
         this.optimizer = { version: record.version, opt: optimizer };
-        this.adopt({ record: meta(record), model: s.model, head: stepped.head, gamma: s.gamma });
+        this.adopt({ record: meta(record), model: s.model, head: stepped.head, gamma: s.gamma, proximity: s.proximity });
         return { version: record.version, loss: loss.loss, lossParts: loss.parts, ms: performance.now() - t0 };
       } finally {
         s.model.pins--;
@@ -383,7 +385,7 @@ export class OnnxRetriever implements TrainableRetriever {
    * Publishes a version that changes only the serving mix γ (e.g. fitted on held-out training
    * queries); the head and the model are inherited, and so is the optimizer state.
    */
-  calibrate(settings: { gamma: number }, info: Record<string, unknown>): Promise<VersionMeta> {
+  calibrate(settings: CalibratedSettings, info: Record<string, unknown>): Promise<VersionMeta> {
     return this.serial(async () => {
       if (!(settings.gamma >= 0) || !Number.isFinite(settings.gamma)) throw createError('RCL_INPUT_INVALID', { reason: `gamma must be a finite number ≥ 0, got ${settings.gamma}` });
       const s = this.served;
@@ -392,14 +394,17 @@ export class OnnxRetriever implements TrainableRetriever {
         parent: s.record.version,
         createdAt: new Date().toISOString(),
         origin: 'calibrate',
-        info: { ...info, gamma: settings.gamma },
-        tensors: { gamma: Float32Array.of(settings.gamma) },
+        info: { ...info, gamma: settings.gamma, ...(settings.proximity ? { proximity: settings.proximity } : {}) },
+        tensors: {
+          gamma: Float32Array.of(settings.gamma),
+          ...(settings.proximity ? { proximity: Float32Array.of(settings.proximity.weight, settings.proximity.window) } : {}),
+        },
         rows: {},
       };
       const cp = this.store.checkpoint() as { version?: number } | undefined;
       await this.store.publish(record, { makeCurrent: true, checkpoint: cp && cp.version === record.parent ? { ...cp, version: record.version } : undefined });
       if (this.optimizer?.version === record.parent) this.optimizer = { ...this.optimizer, version: record.version };
-      this.adopt({ ...s, record: meta(record), gamma: settings.gamma });
+      this.adopt({ ...s, record: meta(record), gamma: settings.gamma, proximity: settings.proximity ?? s.proximity });
       return this.served.record;
     });
   }
@@ -471,6 +476,7 @@ export class OnnxRetriever implements TrainableRetriever {
             ? 'dense model: the first stage falls back to the query\'s present tokens weighted by idf (a dense vector has no token side); re-rank is E(q)·E(d)'
             : 'E_θ(q) mapped to the index by token string (tokens absent from the index dropped); re-rank is E(q)·E(d)',
         gamma: this.served.gamma ?? this.options.gamma,
+        proximity: this.served.proximity ?? { weight: 0, window: DEFAULT_PROXIMITY_WINDOW },
         learningRate: this.options.learningRate,
         temperature: this.options.temperature,
         loss: e.kind === 'dense' ? 'L(E(q),E(d)) (T(·) is not in the dense space)' : 'L(E(q),E(d)) + ½L(E(q),T(d)) + ½L(T(q),E(d))',

@@ -34,6 +34,7 @@ export function createRetrieverFactory(config: Config): RetrieverFactory {
       kExp: numberOr(options.kExp, config.retriever.kExp),
       expansionScale: numberOr(options.expansionScale, config.retriever.expansionScale),
       gamma: numberOr(options.gamma, config.retriever.gamma),
+      proximity: { weight: numberOr(options.proximity, config.retriever.proximity), window: numberOr(options.proximityWindow, config.retriever.proximityWindow) },
       refreshIntervalMs: 1_000,
       learningRate: numberOr(options.learningRate, 2e-3),
       bm25: { k1: config.search.k1, b: config.search.b },

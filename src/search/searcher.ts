@@ -9,6 +9,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { Analyzer, DocId, SparseVector } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
+import { DEFAULT_PROXIMITY_WINDOW, proximityScore } from './proximity.ts';
 import { TF_TIERS } from '../index/collection-index.ts';
 
 export type SearchMode = 'late' | 'beta' | 'lexical';
@@ -30,6 +31,10 @@ export interface ServingSettings {
   expansionScale?: number;
   /** Final-score mix γ. */
   gamma?: number;
+  /** Weight π of term proximity in the final mix (0: off). */
+  proximity?: number;
+  /** Proximity window, in term positions. */
+  proximityWindow?: number;
 }
 
 /** A value, or a promise of it when the retriever's encoder runs asynchronously (onnx). */
@@ -40,6 +45,8 @@ export interface PinnedRetriever {
   readonly version: number;
   /** Final-score mix γ: f_β/max f_β + γ·f_θ/max f_θ. */
   readonly gamma: number;
+  /** Term proximity's weight π and window in the final mix (absent: off). */
+  readonly proximity?: { weight: number; window: number };
   /**
    * E_θ(q) as first-stage weights (present terms ∪ expansions). `text` is the raw query, for
    * encoders that tokenize it themselves (onnx); `termIds` are the analyzer's terms the index knows;
@@ -80,6 +87,8 @@ export interface SearchHit {
   score: number;
   firstStageScore: number;
   parametricScore?: number;
+  /** The best window's idf mass of the query's terms (late search with proximity on). */
+  proximityScore?: number;
   title?: string;
   text?: string;
   metadata?: Record<string, unknown>;
@@ -237,13 +246,20 @@ export class Searcher {
     const { req, pinned, params, termIds } = s;
     let order = Array.from(ranked.ids.keys());
     let final = Array.from(ranked.scores);
+    let prox: { weight: number; scores: Float64Array } | undefined;
     if (pinned && parametric) {
       const reranked = parametric.length;
       const maxBeta = ranked.scores[0] || 1;
       let maxTheta = 0;
       for (const x of parametric) maxTheta = Math.max(maxTheta, x);
       maxTheta ||= 1;
-      final = order.map((i) => (i < reranked ? ranked.scores[i] / maxBeta + (pinned.gamma * parametric[i]) / maxTheta : ranked.scores[i] / maxBeta - 1));
+      prox = this.proximity(s, ranked.ids.subarray(0, reranked));
+      const maxProx = prox ? Math.max(...prox.scores) || 1 : 1;
+      final = order.map((i) =>
+        i < reranked
+          ? ranked.scores[i] / maxBeta + (pinned.gamma * parametric[i]) / maxTheta + (prox ? (prox.weight * prox.scores[i]) / maxProx : 0)
+          : ranked.scores[i] / maxBeta - 1,
+      );
       order = order.sort((a, b) => final[b] - final[a] || a - b);
     }
     const t3 = performance.now();
@@ -255,6 +271,7 @@ export class Searcher {
       hit.score = final[i];
       hit.firstStageScore = ranked.scores[i];
       if (parametric && i < parametric.length) hit.parametricScore = parametric[i];
+      if (prox && i < prox.scores.length) hit.proximityScore = prox.scores[i];
       if (req.explain) hit.explain = { matched: this.explain(qv, docId, params, termIds) };
       hits.push(hit);
     }
@@ -265,6 +282,25 @@ export class Searcher {
       retrieverVersion: pinned ? pinned.version : null,
       timings: { analyzeMs: s.t1 - s.t0, firstStageMs: s.t2 - s.t1, rerankMs: t3 - s.t2, totalMs: t4 - s.t0 },
     };
+  }
+
+  /** Proximity of the re-ranked documents, when the request or the pinned version turns it on. */
+  private proximity(s: SearchState, docIds: Uint32Array): { weight: number; scores: Float64Array } | undefined {
+    const weight = s.req.settings?.proximity ?? s.pinned?.proximity?.weight ?? 0;
+    if (!(weight > 0)) return undefined;
+    const window = s.req.settings?.proximityWindow ?? s.pinned?.proximity?.window ?? DEFAULT_PROXIMITY_WINDOW;
+    return { weight, scores: this.proximityScores(s.termIds, docIds, window) };
+  }
+
+  /**
+   * Term proximity of each document (see `proximity.ts`): the idf mass of the query's non-stop
+   * terms that its best stretch of `window` positions holds.
+   */
+  proximityScores(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, window: number): Float64Array {
+    const n = this.index.liveCount;
+    const weights = new Map<number, number>();
+    for (let i = 0; i < termIds.length; i++) if (!this.index.isStop(termIds[i])) weights.set(termIds[i], idf(this.index.df(termIds[i]), n));
+    return Float64Array.from(docIds, (d) => proximityScore(this.index.forward(d) ?? [], weights, window));
   }
 
   private hydrate(docId: DocId, withDocument: boolean): SearchHit | undefined {

@@ -18,11 +18,12 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
+import { DEFAULT_PROXIMITY_WINDOW } from './proximity.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
 import type { CompactState } from './sidr-train-worker.ts';
-import type { TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
+import type { CalibratedSettings, TrainableRetriever, TrainOptions, TrainResult, TrainTriple, VersionMeta } from './trainable.ts';
 
 /** Serving options of sidr-glove (DESIGN §3.1 prototype settings are the defaults). */
 export interface SidrGloveOptions {
@@ -32,6 +33,8 @@ export interface SidrGloveOptions {
   expansionScale: number;
   /** Final-score mix γ. Default 0.3. */
   gamma: number;
+  /** Term proximity in the final mix until calibrated: weight π and window. Default off (π = 0). */
+  proximity?: { weight: number; window: number };
   /**
    * Least time between two refreshes of the vocabulary and idf while documents arrive, in ms.
    * Default 1,000: terms newer than the last refresh match exactly (idf weight) until the next one.
@@ -273,6 +276,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
         gamma: this.gamma,
+        proximity: this.proximity,
         learningRate: this.options.learningRate,
         servedLoss: this.options.servedLoss ?? { weight: 0, temperature: 0 },
         vocabulary: this.theta.size,
@@ -288,6 +292,12 @@ export class SidrGloveRetriever implements TrainableRetriever {
     return this.overrides.tensors.gamma?.[0] ?? this.options.gamma;
   }
 
+  /** Term proximity in the final mix: the version's calibrated value, else the configured one. */
+  get proximity(): { weight: number; window: number } {
+    const t = this.overrides.tensors.proximity;
+    return t ? { weight: t[0], window: t[1] } : (this.options.proximity ?? { weight: 0, window: DEFAULT_PROXIMITY_WINDOW });
+  }
+
   /** Expansion-weight multiplier: the version's calibrated value, else the configured one. */
   get expansionScale(): number {
     return this.overrides.tensors.expansionScale?.[0] ?? this.options.expansionScale;
@@ -297,7 +307,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
    * Publishes a version that changes only serving settings (γ), e.g. fitted on held-out
    * training queries (DESIGN §3.1: train what you serve). θ's parameters are inherited.
    */
-  async calibrate(settings: { gamma: number; expansionScale?: number }, info: Record<string, unknown>): Promise<VersionMeta> {
+  async calibrate(settings: CalibratedSettings, info: Record<string, unknown>): Promise<VersionMeta> {
     const run = async () => {
       const version = this.store.nextVersion();
       const record: VersionRecord = {
@@ -309,6 +319,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         tensors: {
           gamma: Float32Array.of(settings.gamma),
           ...(settings.expansionScale === undefined ? {} : { expansionScale: Float32Array.of(settings.expansionScale) }),
+          ...(settings.proximity === undefined ? {} : { proximity: Float32Array.of(settings.proximity.weight, settings.proximity.window) }),
         },
         rows: {},
       };
@@ -345,6 +356,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
     return {
       version: theta.version,
       gamma,
+      proximity: this.proximity,
       encodeQuery(termIds: Uint32Array, _text?: string, outside: string[] = []): SparseVector {
         const known = termIds.filter((t) => t < size);
         const vectors = outside.flatMap((surface) => {

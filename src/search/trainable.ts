@@ -28,6 +28,16 @@ export interface TrainResult {
   ms: number;
 }
 
+/** Serving settings that `POST /rcl/calibrate` fits and a version stores. */
+export interface CalibratedSettings {
+  /** Final-score mix γ. */
+  gamma: number;
+  /** Multiplier on expansion weights (sidr-glove only). */
+  expansionScale?: number;
+  /** Term proximity in the final mix: weight π (0: off) and window, in term positions. */
+  proximity?: { weight: number; window: number };
+}
+
 /** Version metadata as `GET /retriever` shows it. */
 export interface VersionMeta {
   version: number;
@@ -40,8 +50,8 @@ export interface VersionMeta {
 export interface TrainableRetriever extends LateRetriever {
   /** One RCL step; resolves once the new version is durable and serving. Steps never overlap. */
   train(batch: TrainTriple[], opts: TrainOptions): Promise<TrainResult>;
-  /** Publishes a version with new serving settings (γ) and the same parameters. */
-  calibrate?(settings: { gamma: number; expansionScale?: number }, info: Record<string, unknown>): Promise<VersionMeta>;
+  /** Publishes a version with new serving settings (γ, proximity) and the same parameters. */
+  calibrate?(settings: CalibratedSettings, info: Record<string, unknown>): Promise<VersionMeta>;
   /** Makes a stored version current again (durably). */
   rollback(version: number): Promise<void>;
   /** Current version, lineage and configuration. */

@@ -129,7 +129,7 @@ describe('RCL over HTTP', () => {
 
   it('calibrates the serving mix on held-out queries and publishes it as a version', async () => {
     const before = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version;
-    const r = await post('/rcl/calibrate', { queries: ['q3', 'q4'], environment: 'contains', grid: [0, 0.3, 1], expansionScales: [0, 0.5] });
+    const r = await post('/rcl/calibrate', { queries: ['q3', 'q4'], environment: 'contains', grid: [0, 0.3, 1], expansionScales: [0, 0.5], proximityWeights: [0] });
     expect(r.statusCode).toBe(200);
     const cal = r.json();
     expect([0, 0.3, 1]).toContain(cal.gamma);
@@ -140,8 +140,84 @@ describe('RCL over HTTP', () => {
     expect(ret.current).toMatchObject({ version: before + 1, parent: before, origin: 'calibrate' });
     expect(ret.config.gamma).toBeCloseTo(cal.gamma, 6);
     expect(ret.config.expansionScale).toBeCloseTo(cal.expansionScale, 6);
+    expect(cal.proximity.weight).toBe(0);
+    expect(ret.config.proximity.weight).toBe(0);
     expect((await post('/search', { query: 'capital of spain', k: 1 })).json().retrieverVersion).toBe(before + 1);
     expect((await post('/rcl/calibrate', { queries: ['nobody'] })).json().code).toBe('RCL_NO_POOLS');
   });
 });
 
+
+// Two documents hold every query term as often: in `near` they stand together, in `far` they are
+// spread out, and `far` repeats one term so that the first stage and f_θ prefer it.
+const FILLER = 'lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt labore';
+const PROX_DOCS = [
+  { id: 'far', text: `walrus ${FILLER} walrus ${FILLER} glacier ${FILLER} harbour ${FILLER} the answer is Quxtal.` },
+  { id: 'near', text: `walrus glacier harbour ${FILLER} ${FILLER} ${FILLER} ${FILLER} the answer is Zorblat.` },
+  ...DOCS,
+];
+const PROX_QUERIES = [
+  { id: 'w1', text: 'walrus glacier harbour', answers: ['Zorblat'] },
+  { id: 'w2', text: 'harbour walrus glacier', answers: ['Zorblat'] },
+  { id: 'w3', text: 'glacier harbour walrus', answers: ['Quxtal'] },
+];
+
+describe('calibrating term proximity', () => {
+  const tmp = tmpDir();
+  let app: Awaited<ReturnType<typeof buildApp>>;
+  const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
+  const top = async (query: string) => (await post('/search', { query, k: 2, mode: 'late', includeDocuments: false })).json().hits.map((h: { id: string }) => h.id);
+
+  beforeAll(async () => {
+    const config = testConfig(tmp.dir);
+    app = await buildApp(config, { retrieverFactory: createRetrieverFactory(config) });
+    expect((await post('/documents', { documents: PROX_DOCS })).statusCode).toBe(200);
+    expect((await post('/rcl/offline', { queries: PROX_QUERIES, environment: 'contains' })).json().registered).toBe(3);
+  }, 120_000);
+  afterAll(async () => {
+    await app.close();
+    tmp.cleanup();
+  });
+
+  it('starts off, turns on when the feedback prefers it, and rolls back with its version', async () => {
+    const untrained = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    expect(untrained.config.proximity.weight).toBe(0);
+    expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
+
+    const r = await post('/rcl/calibrate', { queries: ['w1', 'w2'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4, 64] });
+    expect(r.statusCode).toBe(200);
+    const cal = r.json();
+    // 1 γ × (off + 1 weight × 2 windows); a window of 64 holds every term of both documents.
+    expect(cal.grid).toHaveLength(3);
+    expect(cal.mrrBefore).toBeCloseTo(0.5, 6);
+    expect(cal.proximity).toEqual({ weight: 1, window: 4 });
+    expect(cal.mrrAfter).toBeCloseTo(1, 6);
+    expect(cal.proximityCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
+    const calibrated = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    expect(calibrated.config.proximity).toEqual({ weight: 1, window: 4 });
+    const hits = (await post('/search', { query: 'walrus glacier harbour', k: 2, mode: 'late', includeDocuments: false })).json().hits;
+    expect(hits.map((h: { id: string }) => h.id)).toEqual(['near', 'far']);
+    expect(hits[0].proximityScore).toBeGreaterThan(hits[1].proximityScore);
+
+    await post('/retriever/rollback', { version: untrained.current.version });
+    expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
+    expect((await app.inject({ method: 'GET', url: '/retriever' })).json().config.proximity.weight).toBe(0);
+  });
+
+  it('leaves proximity off when its gain on the held-out queries is within their noise', async () => {
+    // Proximity ranks the answer first for w1 and w2 but second for w3: MRR 5/6 against 2/3, a
+    // per-query difference of (½, ½, −½) whose mean is less than twice its standard error.
+    const cal = (await post('/rcl/calibrate', { queries: ['w1', 'w2', 'w3'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4] })).json();
+    expect(cal.proximityCheck.kept).toBe(false);
+    expect(cal.proximityCheck.mrrWith).toBeCloseTo(5 / 6, 6);
+    expect(cal.proximityCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
+    expect(cal.proximity.weight).toBe(0);
+    expect(cal.mrrAfter).toBeCloseTo(2 / 3, 6);
+    expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
+  });
+
+  it('rejects a bad grid with a 400', async () => {
+    expect((await post('/rcl/calibrate', { queries: ['w1'], proximityWindows: [0] })).statusCode).toBe(400);
+    expect((await post('/rcl/calibrate', { queries: ['w1'], proximityWeights: [-1] })).statusCode).toBe(400);
+  });
+});

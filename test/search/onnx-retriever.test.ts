@@ -103,15 +103,19 @@ describe('OnnxRetriever', () => {
     fresh.release?.();
   }, 60_000);
 
-  it('calibrates γ as a version of its own, reset by the next model swap', async () => {
+  it('calibrates γ and proximity as a version of their own, reset by the next model swap', async () => {
     const r = retriever('m');
-    const meta = await r.calibrate({ gamma: 2.5 }, { note: 'test' });
-    expect(meta).toMatchObject({ origin: 'calibrate', info: { gamma: 2.5 } });
+    const meta = await r.calibrate({ gamma: 2.5, proximity: { weight: 0.3, window: 8 } }, { note: 'test' });
+    expect(meta).toMatchObject({ origin: 'calibrate', info: { gamma: 2.5, proximity: { weight: 0.3, window: 8 } } });
     expect(r.pin().gamma).toBe(2.5);
+    expect(r.pin().proximity?.window).toBe(8);
+    expect(r.pin().proximity?.weight).toBeCloseTo(0.3, 6);
     await r.swapModel(join(MODELS, 'sidr-b'));
     expect(r.pin().gamma).toBe(1);
+    expect(r.pin().proximity).toBeUndefined();
     await r.rollback(meta.version);
     expect(r.pin().gamma).toBe(2.5);
+    expect(r.pin().proximity?.window).toBe(8);
     expect(r.model.dir).toBe(join(MODELS, 'sidr-a'));
   }, 60_000);
 });

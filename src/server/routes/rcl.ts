@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { DEFAULT_COLLECTION } from '../../search/collections.ts';
-import type { OfflineRequest, StepRequest } from '../../rcl/loop.ts';
+import type { CalibrateRequest, OfflineRequest, StepRequest } from '../../rcl/loop.ts';
 import { collectionNameSchema, problemResponses } from '../schemas/common.ts';
 
 const queryInput = {
@@ -121,7 +121,7 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
     },
   );
 
-  app.post<{ Body: { collection?: string; queries?: string[]; environment?: string; grid?: number[]; expansionScales?: number[] } }>(
+  app.post<{ Body: CalibrateRequest & { collection?: string } }>(
     '/rcl/calibrate',
     {
       schema: {
@@ -134,6 +134,8 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
             environment: { type: 'string' },
             grid: { type: 'array', items: { type: 'number', minimum: 0 }, minItems: 1, maxItems: 100 },
             expansionScales: { type: 'array', items: { type: 'number', minimum: 0, maximum: 10 }, minItems: 1, maxItems: 20 },
+            proximityWeights: { type: 'array', items: { type: 'number', minimum: 0, maximum: 100 }, minItems: 1, maxItems: 20 },
+            proximityWindows: { type: 'array', items: { type: 'integer', minimum: 2, maximum: 4096 }, minItems: 1, maxItems: 20 },
           },
         },
         response: { ...problemResponses },

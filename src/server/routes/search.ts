@@ -31,6 +31,7 @@ const hitSchema = {
     score: { type: 'number' },
     firstStageScore: { type: 'number' },
     parametricScore: { type: 'number' },
+    proximityScore: { type: 'number', description: 'Late mode with term proximity on: the idf mass of the query terms that the best window of the document holds.' },
     title: { type: 'string' },
     text: { type: 'string' },
     metadata: { type: 'object', additionalProperties: true },

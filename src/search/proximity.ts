@@ -1,0 +1,38 @@
+/**
+ * Term proximity for late search's final mix: how much of the query one short stretch of a
+ * document covers. Parameter-free (idf weights, positions from the forward store), so it never
+ * needs training, but its weight in the mix and its window are serving settings that
+ * `POST /rcl/calibrate` can fit from environment feedback.
+ */
+import type { TermId } from '../types.ts';
+
+/** The window when only a weight is configured. */
+export const DEFAULT_PROXIMITY_WINDOW = 8;
+
+/**
+ * The best window of a document: the largest Σ weight(v) over the distinct query terms v that
+ * occur together within `window` consecutive positions of `tokens`. 0 when no query term occurs.
+ */
+export function proximityScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<TermId, number>, window: number): number {
+  const inside = new Map<TermId, number>();
+  let sum = 0;
+  let best = 0;
+  // Positions of query terms only: the window is [positions[i] − window + 1, positions[i]].
+  const positions: number[] = [];
+  for (let p = 0; p < tokens.length; p++) if (weights.has(tokens[p])) positions.push(p);
+  let start = 0;
+  for (const p of positions) {
+    const t = tokens[p];
+    const n = inside.get(t) ?? 0;
+    if (n === 0) sum += weights.get(t)!;
+    inside.set(t, n + 1);
+    while (positions[start] <= p - window) {
+      const old = tokens[positions[start++]];
+      const m = inside.get(old)! - 1;
+      inside.set(old, m);
+      if (m === 0) sum -= weights.get(old)!;
+    }
+    if (sum > best) best = sum;
+  }
+  return best;
+}
