@@ -6,12 +6,13 @@
  *
  *   npx tsx bench/rcl.ts --data <folder> [--env contains|qrels] [--epochs N] [--split article|hash|train]
  *                        [--batch 32] [--lr 0.002] [--seed 7] [--limit-train N] [--limit-test N] [--curve-every N]
- *                        [--out file] [--calibrate false] [--proximity false] [--lr-decay linear]
+ *                        [--out file] [--calibrate false] [--proximity false] [--calibrate-first true] [--lr-decay linear]
  * A tenth of the training queries (by hash; under `--split article`, the queries of a tenth of the
  * training articles) is held out of the steps and fits the serving mix
  * (γ, and term proximity unless `--proximity false`) through `POST /rcl/calibrate`: once before
- * training (reported as `before_calibrated`, then rolled back), and after it, γ alone
- * (`after_gamma_only`) and then the whole mix (`after`).
+ * training (reported as `before_calibrated`, then rolled back unless `--calibrate-first true`,
+ * which trains under that mix), and after it, γ alone (`after_gamma_only`) and then the whole mix
+ * (`after`).
  * `--seed` draws the order in which training queries are batched (each epoch reshuffles).
  * `--lr-decay linear` lowers the step's learning rate linearly from `--lr` (else 2e-3) to 0 over the run.
  */
@@ -34,6 +35,8 @@ const lr = flags.lr ? Number(flags.lr) : undefined;
 const seed = Number(flags.seed ?? 7);
 // `--proximity false`: calibration fits γ only (proximity stays off).
 const noProximity = flags.proximity === 'false' ? { proximityWeights: [0] } : {};
+// `--calibrate-first true`: training starts from the mix fitted before it (and trains under it).
+const calibrateFirst = flags['calibrate-first'] === 'true';
 
 /** The fitted settings of a `POST /rcl/calibrate` answer, for the summary. */
 function calibrationSummary(c: { gamma: number; expansionScale?: number; proximity: unknown; proximityCheck?: unknown; queries: number; mrrBefore: number; mrrAfter: number }): Record<string, unknown> {
@@ -137,13 +140,13 @@ try {
   const trainable = train.filter((q) => !heldOut.has(q.id));
   const calEnv = env === 'contains' ? 'contains' : 'client';
   // What feedback buys without training θ: the serving mix fitted on the same held-out queries,
-  // evaluated, then rolled back so that training starts from the untrained version.
+  // evaluated, then rolled back so that training starts from the untrained version (unless --calibrate-first).
   let calibratedBefore: { metrics: Record<string, number>; settings: Record<string, unknown> } | undefined;
   if (calibrateOn.length) {
     const untrained = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version as number;
     const cal = await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, ...noProximity });
     calibratedBefore = { metrics: await evaluate(app, test, s.testQrels, { mode: 'late' }), settings: calibrationSummary(cal) };
-    await post('/retriever/rollback', { version: untrained });
+    if (!calibrateFirst) await post('/retriever/rollback', { version: untrained });
   }
   const tTrain = performance.now();
   const curve: Array<{ step: number; loss: number; metric?: number }> = [];
@@ -205,6 +208,7 @@ try {
     epochs,
     batch: batchSize,
     seed,
+    calibrate_first: calibrateFirst || undefined,
     lr_decay: lrDecay ? 'linear' : undefined,
     steps,
     version: retriever.current?.version,

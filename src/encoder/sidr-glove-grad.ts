@@ -49,6 +49,12 @@ export interface ServedObjective {
   gamma: number;
   temperature: number;
   weight: number;
+  /**
+   * Term proximity when the served mix has it on: its weight π and prox(q_i, d_j) for the batch
+   * (B × 2B, row-major, documents as in {@link lossAndGrad}). It adds π·prox/max_j' prox to sv; it
+   * does not depend on θ, so it moves the softmax but has no gradient of its own.
+   */
+  proximity?: { weight: number; scores: ArrayLike<number> };
 }
 
 /** A row-sparse gradient: `values` holds `rows.length × rowSize` entries, rows ascending. */
@@ -211,7 +217,8 @@ export function lossAndGrad(theta: Theta, frozen: SidrFrozen, batch: readonly Rc
 }
 
 /**
- * The served-score family: sv(i,j) = et(i,j)/M_β(i) + γ·ee(i,j)/M_θ(i) with M = the row maxima
+ * The served-score family: sv(i,j) = et(i,j)/M_β(i) + γ·ee(i,j)/M_θ(i) (+ π·prox(i,j)/M_π(i) when
+ * proximity is on, a constant) with M = the row maxima
  * (1 when not positive, as late search does), query → document InfoNCE at `temperature`. Adds
  * weight·∂L/∂sv into `dET` and `dEE` (a max passes its gradient to its arg-max) and returns L.
  */
@@ -232,9 +239,16 @@ function servedFamily(
     return at < 0 ? { at, max: 1 } : { at, max };
   };
   const maxima = Array.from({ length: B }, (_, i) => ({ beta: rowMax(et, i), theta: rowMax(ee, i) }));
+  const prox = opts.proximity && opts.proximity.weight > 0 ? opts.proximity : undefined;
+  if (prox && prox.scores.length !== B * N) throw new RangeError(`served proximity has ${prox.scores.length} scores for a ${B} × ${N} batch`);
   for (let i = 0; i < B; i++) {
     const { beta, theta } = maxima[i];
-    for (let j = 0; j < N; j++) sv[i * N + j] = et[i * N + j] / beta.max + (opts.gamma * ee[i * N + j]) / theta.max;
+    let maxProx = 0;
+    if (prox) for (let j = 0; j < N; j++) maxProx = Math.max(maxProx, prox.scores[i * N + j]);
+    const proxScale = prox ? prox.weight / (maxProx || 1) : 0;
+    for (let j = 0; j < N; j++) {
+      sv[i * N + j] = et[i * N + j] / beta.max + (opts.gamma * ee[i * N + j]) / theta.max + (prox ? proxScale * prox.scores[i * N + j] : 0);
+    }
   }
   const r = inBatchInfoNce(sv, B, N, { temperature: opts.temperature });
   for (let i = 0; i < B; i++) {

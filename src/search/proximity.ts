@@ -5,6 +5,7 @@
  * `POST /rcl/calibrate` can fit from environment feedback.
  */
 import type { TermId } from '../types.ts';
+import { idf } from './bm25.ts';
 
 /** The window when only a weight is configured. */
 export const DEFAULT_PROXIMITY_WINDOW = 8;
@@ -35,4 +36,18 @@ export function proximityScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<T
     if (sum > best) best = sum;
   }
   return best;
+}
+
+/** What {@link proximityWeights} reads from an index. */
+export interface ProximityStats {
+  readonly liveCount: number;
+  df(term: TermId): number;
+  isStop(term: TermId): boolean;
+}
+
+/** The query's non-stop terms, each weighted by its idf: the weights {@link proximityScore} sums. */
+export function proximityWeights(index: ProximityStats, termIds: ArrayLike<TermId>): Map<TermId, number> {
+  const weights = new Map<TermId, number>();
+  for (let i = 0; i < termIds.length; i++) if (!index.isStop(termIds[i])) weights.set(termIds[i], idf(index.df(termIds[i]), index.liveCount));
+  return weights;
 }

@@ -9,7 +9,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { Analyzer, DocId, SparseVector } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
-import { DEFAULT_PROXIMITY_WINDOW, proximityScore } from './proximity.ts';
+import { DEFAULT_PROXIMITY_WINDOW, proximityScore, proximityWeights } from './proximity.ts';
 import { TF_TIERS } from '../index/collection-index.ts';
 
 export type SearchMode = 'late' | 'beta' | 'lexical';
@@ -297,9 +297,7 @@ export class Searcher {
    * terms that its best stretch of `window` positions holds.
    */
   proximityScores(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, window: number): Float64Array {
-    const n = this.index.liveCount;
-    const weights = new Map<number, number>();
-    for (let i = 0; i < termIds.length; i++) if (!this.index.isStop(termIds[i])) weights.set(termIds[i], idf(this.index.df(termIds[i]), n));
+    const weights = proximityWeights(this.index, termIds);
     return Float64Array.from(docIds, (d) => proximityScore(this.index.forward(d) ?? [], weights, window));
   }
 

@@ -18,7 +18,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import { DEFAULT_PROXIMITY_WINDOW } from './proximity.ts';
+import { DEFAULT_PROXIMITY_WINDOW, proximityScore, proximityWeights } from './proximity.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
@@ -255,7 +255,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
         saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
-        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma } : undefined,
+        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, proximity: this.batchProximity(batch) } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
       const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H, r.omega);
@@ -265,6 +265,22 @@ export class SidrGloveRetriever implements TrainableRetriever {
     const next = this.trainQueue.then(run, run);
     this.trainQueue = next.catch(() => undefined);
     return next;
+  }
+
+  /**
+   * prox(q_i, d_j) over the batch (queries × positives then negatives) when the served mix has
+   * proximity on, so that training sees the ranking it serves; undefined when it is off.
+   */
+  private batchProximity(batch: TrainTriple[]): { weight: number; scores: Float64Array } | undefined {
+    const { weight, window } = this.proximity;
+    if (!(weight > 0)) return undefined;
+    const docs = [...batch.map((t) => t.positive), ...batch.map((t) => t.negative)].map((d) => this.index.forward(d) ?? new Uint32Array(0));
+    const scores = new Float64Array(batch.length * docs.length);
+    batch.forEach((t, i) => {
+      const weights = proximityWeights(this.index, t.query.termIds);
+      docs.forEach((d, j) => (scores[i * docs.length + j] = proximityScore(d, weights, window)));
+    });
+    return { weight, scores };
   }
 
   describe(): { kind: string; current: VersionMeta; versions: VersionMeta[]; config: Record<string, unknown> } {

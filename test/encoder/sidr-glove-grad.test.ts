@@ -130,6 +130,23 @@ describe('lossAndGrad', () => {
     expect(served.loss).toBeCloseTo(without.loss + 1.5 * served.parts.served!, 12);
   });
 
+  it.each([15, 16])('matches finite differences with proximity in the served score (seed %i)', (seed) => {
+    const base = { kExp: 12, expansionScale: 0.5, served: { gamma: 0.4, temperature: 0.2, weight: 1.5 } };
+    // B = 3 queries × 6 documents; row 1 is all zero (no query term in any document).
+    const scores = Float64Array.from({ length: 18 }, (_, k) => (Math.floor(k / 6) === 1 ? 0 : ((k * 7) % 5) + 1));
+    const opts = { ...base, served: { ...base.served, proximity: { weight: 0.8, scores } } };
+    expect(checkGradients(seed, opts)).toBe(60 + 25 + 12 + 5 + 2);
+    const { theta, frozen, batch } = tinyProblem(seed);
+    const without = lossAndGrad(theta, frozen, batch, base);
+    const withProx = lossAndGrad(theta, frozen, batch, opts);
+    expect(withProx.parts.ee).toBe(without.parts.ee);
+    expect(withProx.parts.served).not.toBeCloseTo(without.parts.served!, 6);
+    // π = 0 is proximity off.
+    const off = lossAndGrad(theta, frozen, batch, { ...base, served: { ...base.served, proximity: { weight: 0, scores } } });
+    expect(off.parts.served).toBe(without.parts.served);
+    expect(() => lossAndGrad(theta, frozen, batch, { ...base, served: { ...base.served, proximity: { weight: 1, scores: scores.subarray(1) } } })).toThrow(RangeError);
+  });
+
   it('matches finite differences at a fixed temperature (its gradient is 0)', () => {
     const { theta, frozen, batch } = tinyProblem(9);
     const res = lossAndGrad(theta, frozen, batch, { kExp: 12, temperature: 2 });

@@ -198,6 +198,10 @@ describe('calibrating term proximity', () => {
     const hits = (await post('/search', { query: 'walrus glacier harbour', k: 2, mode: 'late', includeDocuments: false })).json().hits;
     expect(hits.map((h: { id: string }) => h.id)).toEqual(['near', 'far']);
     expect(hits[0].proximityScore).toBeGreaterThan(hits[1].proximityScore);
+    // Training under this mix puts proximity into the served term of its objective.
+    const step = await post('/rcl/step', { queries: [{ id: 'w1' }, { id: 'w2' }], environment: 'contains' });
+    expect(step.statusCode).toBe(200);
+    expect(Number.isFinite(step.json().lossParts.served)).toBe(true);
 
     await post('/retriever/rollback', { version: untrained.current.version });
     expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
