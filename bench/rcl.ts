@@ -34,7 +34,7 @@ const batchSize = Number(flags.batch ?? 32);
 const lr = flags.lr ? Number(flags.lr) : undefined;
 const seed = Number(flags.seed ?? 7);
 // `--proximity false`: calibration fits γ only (proximity stays off).
-const noProximity = flags.proximity === 'false' ? { proximityWeights: [0] } : {};
+const fitProximity = flags.proximity !== 'false';
 // `--calibrate-first true`: training starts from the mix fitted before it (and trains under it).
 const calibrateFirst = flags['calibrate-first'] === 'true';
 
@@ -138,13 +138,15 @@ try {
   const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${heldKey(q)}`) % 10 === 0);
   const heldOut = new Set(calibrateOn.map((q) => q.id));
   const trainable = train.filter((q) => !heldOut.has(q.id));
-  const calEnv = env === 'contains' ? 'contains' : 'client';
+  /** Fits the serving mix on the held-out queries (`gammaOnly`: proximity stays off). */
+  const calibrate = (gammaOnly: boolean) =>
+    post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: env === 'contains' ? 'contains' : 'client', ...(gammaOnly ? { proximityWeights: [0] } : {}) });
   // What feedback buys without training θ: the serving mix fitted on the same held-out queries,
   // evaluated, then rolled back so that training starts from the untrained version (unless --calibrate-first).
   let calibratedBefore: { metrics: Record<string, number>; settings: Record<string, unknown> } | undefined;
   if (calibrateOn.length) {
     const untrained = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version as number;
-    const cal = await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, ...noProximity });
+    const cal = await calibrate(!fitProximity);
     calibratedBefore = { metrics: await evaluate(app, test, s.testQrels, { mode: 'late' }), settings: calibrationSummary(cal) };
     if (!calibrateFirst) await post('/retriever/rollback', { version: untrained });
   }
@@ -190,9 +192,9 @@ try {
   const trainSeconds = (performance.now() - tTrain) / 1000;
   const evalTrained = calibrateOn.length ? await evaluate(app, test, s.testQrels, { mode: 'late' }) : undefined;
   // γ alone first (what the previous objective's figures used), then γ with proximity.
-  const calibrationGamma = calibrateOn.length && flags.proximity !== 'false' ? await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, proximityWeights: [0] }) : undefined;
+  const calibrationGamma = calibrateOn.length && fitProximity ? await calibrate(true) : undefined;
   const evalGamma = calibrationGamma ? await evaluate(app, test, s.testQrels, { mode: 'late' }) : undefined;
-  const calibration = calibrateOn.length ? await post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: calEnv, ...noProximity }) : undefined;
+  const calibration = calibrateOn.length ? await calibrate(!fitProximity) : undefined;
   const evalAfter = await evaluate(app, test, s.testQrels, { mode: 'late' });
   const after = indexFingerprint(dbs);
   const retriever = (await app.inject({ method: 'GET', url: '/retriever' })).json();

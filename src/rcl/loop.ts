@@ -11,7 +11,7 @@ import { createError } from '../errors.ts';
 import { RetrieverStore } from '../index/retriever-store.ts';
 import type { Store } from '../index/store.ts';
 import type { Collection, Collections } from '../search/collections.ts';
-import { DEFAULT_PROXIMITY_WINDOW } from '../search/proximity.ts';
+import { PROXIMITY_OFF, type ProximitySetting } from '../search/proximity.ts';
 import { isTrainable, type TrainableRetriever, type TrainResult, type TrainTriple } from '../search/trainable.ts';
 import type { AnswerScore, Environment } from './environments/types.ts';
 import { createRng } from './rng.ts';
@@ -91,7 +91,7 @@ export interface CalibrateResult {
   version: number;
   gamma: number;
   expansionScale?: number;
-  proximity: { weight: number; window: number };
+  proximity: ProximitySetting;
   /**
    * When the best mix has proximity on: its MRR, the best MRR without it, and the standard error of
    * the per-query difference. Proximity is kept only when the gain exceeds twice that error.
@@ -302,7 +302,7 @@ export class RclService {
       const weights = [...new Set([0, ...(req.proximityWeights ?? PROXIMITY_WEIGHTS)])].sort((x, y) => x - y);
       const windows = weights.length > 1 ? (req.proximityWindows ?? PROXIMITY_WINDOWS) : [];
       const current = retriever.pin();
-      const now = current.proximity ?? { weight: 0, window: windows[0] ?? DEFAULT_PROXIMITY_WINDOW };
+      const now = current.proximity ?? PROXIMITY_OFF;
       /** Reciprocal rank of the first offline positive, per query, under one mix. */
       const ranksOf = (runs: CalibrateHit[][], gamma: number, pi: number, w: number) =>
         Float64Array.from(runs, (hits) => {
@@ -325,7 +325,7 @@ export class RclService {
           const positives = new Set(rec.thresholds.positives);
           const termIds = c.searcher.queryTokens(rec.text).termIds;
           const docIds = r.hits.map((h) => h.docId);
-          const prox = scored.map((w) => c.searcher.proximityScores(termIds, docIds, w));
+          const prox = c.searcher.proximityScores(termIds, docIds, scored);
           runs.push(r.hits.map((h, i) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, prox: Float64Array.from(prox, (p) => p[i]), positive: positives.has(h.id) })));
           await yieldToEventLoop();
         }

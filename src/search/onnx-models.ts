@@ -12,6 +12,7 @@ import type { EncoderLogger, ProviderName } from '../encoder/onnx.ts';
 import { DEFAULT_CACHE_ENTRIES, type BackboneCache } from '../encoder/onnx-encoder.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import { openModelEncoder, type ModelEncoder } from './onnx-thread.ts';
+import { proximityFromTensor, type ProximitySetting } from './proximity.ts';
 
 /** Serving and training options of an `onnx` retriever (per collection: `retriever: {kind: 'onnx', …}`). */
 export interface OnnxRetrieverOptions {
@@ -50,7 +51,7 @@ export interface Served {
   /** A calibrated γ of the lineage (since its model), else undefined: the configured one. */
   gamma?: number;
   /** A calibrated term proximity of the lineage (since its model), else undefined: off. */
-  proximity?: { weight: number; window: number };
+  proximity?: ProximitySetting;
 }
 
 /** The record that starts a head: `init` or `model-swap` (it names the model). */
@@ -116,10 +117,10 @@ export async function materialise(
   }
   const head = identityHead(model.encoder);
   let gamma: number | undefined;
-  let proximity: { weight: number; window: number } | undefined;
+  let proximity: ProximitySetting | undefined;
   for (const rec of chain.slice(start + 1)) {
     if (rec.tensors.gamma) gamma = rec.tensors.gamma[0];
-    if (rec.tensors.proximity) proximity = { weight: rec.tensors.proximity[0], window: rec.tensors.proximity[1] };
+    proximity = proximityFromTensor(rec.tensors.proximity) ?? proximity;
     for (const name of ['g', 'b'] as const) {
       const d = rec.rows[name];
       if (!d) continue;

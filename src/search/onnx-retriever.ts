@@ -17,7 +17,7 @@ import { RetrieverStore, type VersionRecord } from '../index/retriever-store.ts'
 import type { Store } from '../index/store.ts';
 import type { DocId, SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import { DEFAULT_PROXIMITY_WINDOW } from './proximity.ts';
+import { PROXIMITY_OFF, proximityTensor } from './proximity.ts';
 import type { Collection } from './collections.ts';
 import {
   identityHead,
@@ -397,7 +397,7 @@ export class OnnxRetriever implements TrainableRetriever {
         info: { ...info, gamma: settings.gamma, ...(settings.proximity ? { proximity: settings.proximity } : {}) },
         tensors: {
           gamma: Float32Array.of(settings.gamma),
-          ...(settings.proximity ? { proximity: Float32Array.of(settings.proximity.weight, settings.proximity.window) } : {}),
+          ...(settings.proximity ? { proximity: proximityTensor(settings.proximity) } : {}),
         },
         rows: {},
       };
@@ -476,7 +476,7 @@ export class OnnxRetriever implements TrainableRetriever {
             ? 'dense model: the first stage falls back to the query\'s present tokens weighted by idf (a dense vector has no token side); re-rank is E(q)·E(d)'
             : 'E_θ(q) mapped to the index by token string (tokens absent from the index dropped); re-rank is E(q)·E(d)',
         gamma: this.served.gamma ?? this.options.gamma,
-        proximity: this.served.proximity ?? { weight: 0, window: DEFAULT_PROXIMITY_WINDOW },
+        proximity: this.served.proximity ?? PROXIMITY_OFF,
         learningRate: this.options.learningRate,
         temperature: this.options.temperature,
         loss: e.kind === 'dense' ? 'L(E(q),E(d)) (T(·) is not in the dense space)' : 'L(E(q),E(d)) + ½L(E(q),T(d)) + ½L(T(q),E(d))',

@@ -7,8 +7,27 @@
 import type { TermId } from '../types.ts';
 import { idf } from './bm25.ts';
 
+/** Term proximity's place in the served mix: its weight π (0: off) and window, in term positions. */
+export interface ProximitySetting {
+  weight: number;
+  window: number;
+}
+
 /** The window when only a weight is configured. */
 export const DEFAULT_PROXIMITY_WINDOW = 8;
+
+/** Proximity off, as a version without a calibrated setting serves it. */
+export const PROXIMITY_OFF: Readonly<ProximitySetting> = { weight: 0, window: DEFAULT_PROXIMITY_WINDOW };
+
+/** The setting as a version stores it: one tensor [π, window]. */
+export function proximityTensor(p: ProximitySetting): Float32Array {
+  return Float32Array.of(p.weight, p.window);
+}
+
+/** The setting a version's tensor holds (undefined: none stored). */
+export function proximityFromTensor(t: Float32Array | undefined): ProximitySetting | undefined {
+  return t ? { weight: t[0], window: t[1] } : undefined;
+}
 
 /**
  * The best window of a document: the largest Σ weight(v) over the distinct query terms v that

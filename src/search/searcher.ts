@@ -9,7 +9,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { Analyzer, DocId, SparseVector } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
-import { DEFAULT_PROXIMITY_WINDOW, proximityScore, proximityWeights } from './proximity.ts';
+import { DEFAULT_PROXIMITY_WINDOW, proximityScore, proximityWeights, type ProximitySetting } from './proximity.ts';
 import { TF_TIERS } from '../index/collection-index.ts';
 
 export type SearchMode = 'late' | 'beta' | 'lexical';
@@ -46,7 +46,7 @@ export interface PinnedRetriever {
   /** Final-score mix γ: f_β/max f_β + γ·f_θ/max f_θ. */
   readonly gamma: number;
   /** Term proximity's weight π and window in the final mix (absent: off). */
-  readonly proximity?: { weight: number; window: number };
+  readonly proximity?: ProximitySetting;
   /**
    * E_θ(q) as first-stage weights (present terms ∪ expansions). `text` is the raw query, for
    * encoders that tokenize it themselves (onnx); `termIds` are the analyzer's terms the index knows;
@@ -289,16 +289,22 @@ export class Searcher {
     const weight = s.req.settings?.proximity ?? s.pinned?.proximity?.weight ?? 0;
     if (!(weight > 0)) return undefined;
     const window = s.req.settings?.proximityWindow ?? s.pinned?.proximity?.window ?? DEFAULT_PROXIMITY_WINDOW;
-    return { weight, scores: this.proximityScores(s.termIds, docIds, window) };
+    return { weight, scores: this.proximityScores(s.termIds, docIds, [window])[0] };
   }
 
   /**
-   * Term proximity of each document (see `proximity.ts`): the idf mass of the query's non-stop
-   * terms that its best stretch of `window` positions holds.
+   * Term proximity of each document (see `proximity.ts`) for each window: the idf mass of the
+   * query's non-stop terms that its best stretch of `window` positions holds. Each document is read
+   * once, whatever the number of windows.
    */
-  proximityScores(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, window: number): Float64Array {
+  proximityScores(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, windows: readonly number[]): Float64Array[] {
     const weights = proximityWeights(this.index, termIds);
-    return Float64Array.from(docIds, (d) => proximityScore(this.index.forward(d) ?? [], weights, window));
+    const out = windows.map(() => new Float64Array(docIds.length));
+    for (let i = 0; i < docIds.length; i++) {
+      const tokens = this.index.forward(docIds[i]) ?? [];
+      windows.forEach((window, w) => (out[w][i] = proximityScore(tokens, weights, window)));
+    }
+    return out;
   }
 
   private hydrate(docId: DocId, withDocument: boolean): SearchHit | undefined {

@@ -18,7 +18,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import { DEFAULT_PROXIMITY_WINDOW, proximityScore, proximityWeights } from './proximity.ts';
+import { PROXIMITY_OFF, proximityFromTensor, proximityScore, proximityTensor, proximityWeights, type ProximitySetting } from './proximity.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
@@ -34,7 +34,7 @@ export interface SidrGloveOptions {
   /** Final-score mix γ. Default 0.3. */
   gamma: number;
   /** Term proximity in the final mix until calibrated: weight π and window. Default off (π = 0). */
-  proximity?: { weight: number; window: number };
+  proximity?: ProximitySetting;
   /**
    * Least time between two refreshes of the vocabulary and idf while documents arrive, in ms.
    * Default 1,000: terms newer than the last refresh match exactly (idf weight) until the next one.
@@ -53,7 +53,7 @@ export interface SidrGloveOptions {
    * Absent or weight 0: SiDR's three terms only. The server passes `retriever.servedLossWeight`
    * and `retriever.servedLossTemperature` (1 and 0.05 by default).
    */
-  servedLoss?: Omit<ServedObjective, 'gamma'>;
+  servedLoss?: Omit<ServedObjective, 'gamma' | 'proximity'>;
 }
 
 /** Row-wise parameters stored as row deltas; the rest are stored whole. */
@@ -239,11 +239,9 @@ export class SidrGloveRetriever implements TrainableRetriever {
       const size = theta.size;
       const empty = new Uint32Array(0);
       const inRange = (a: Uint32Array) => a.filter((t) => t < size);
-      const triples = batch.map((t) => ({
-        query: inRange(t.query.termIds),
-        positive: inRange(this.index.forward(t.positive) ?? empty),
-        negative: inRange(this.index.forward(t.negative) ?? empty),
-      }));
+      const positives = batch.map((t) => this.index.forward(t.positive) ?? empty);
+      const negatives = batch.map((t) => this.index.forward(t.negative) ?? empty);
+      const triples = batch.map((t, i) => ({ query: inRange(t.query.termIds), positive: inRange(positives[i]), negative: inRange(negatives[i]) }));
       const lr = opts.learningRate ?? this.options.learningRate;
       const r = await this.trainer.step({
         theta,
@@ -255,7 +253,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
         saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
-        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, proximity: this.batchProximity(batch) } : undefined,
+        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, proximity: this.batchProximity(batch.map((t) => t.query.termIds), [...positives, ...negatives]) } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
       const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H, r.omega);
@@ -268,16 +266,15 @@ export class SidrGloveRetriever implements TrainableRetriever {
   }
 
   /**
-   * prox(q_i, d_j) over the batch (queries × positives then negatives) when the served mix has
-   * proximity on, so that training sees the ranking it serves; undefined when it is off.
+   * prox(q_i, d_j) over the batch (queries × its documents, positives then negatives) when the
+   * served mix has proximity on, so that training sees the ranking it serves; undefined when off.
    */
-  private batchProximity(batch: TrainTriple[]): { weight: number; scores: Float64Array } | undefined {
+  private batchProximity(queries: Uint32Array[], docs: Uint32Array[]): { weight: number; scores: Float64Array } | undefined {
     const { weight, window } = this.proximity;
     if (!(weight > 0)) return undefined;
-    const docs = [...batch.map((t) => t.positive), ...batch.map((t) => t.negative)].map((d) => this.index.forward(d) ?? new Uint32Array(0));
-    const scores = new Float64Array(batch.length * docs.length);
-    batch.forEach((t, i) => {
-      const weights = proximityWeights(this.index, t.query.termIds);
+    const scores = new Float64Array(queries.length * docs.length);
+    queries.forEach((q, i) => {
+      const weights = proximityWeights(this.index, q);
       docs.forEach((d, j) => (scores[i * docs.length + j] = proximityScore(d, weights, window)));
     });
     return { weight, scores };
@@ -309,9 +306,8 @@ export class SidrGloveRetriever implements TrainableRetriever {
   }
 
   /** Term proximity in the final mix: the version's calibrated value, else the configured one. */
-  get proximity(): { weight: number; window: number } {
-    const t = this.overrides.tensors.proximity;
-    return t ? { weight: t[0], window: t[1] } : (this.options.proximity ?? { weight: 0, window: DEFAULT_PROXIMITY_WINDOW });
+  get proximity(): ProximitySetting {
+    return proximityFromTensor(this.overrides.tensors.proximity) ?? this.options.proximity ?? PROXIMITY_OFF;
   }
 
   /** Expansion-weight multiplier: the version's calibrated value, else the configured one. */
@@ -335,7 +331,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         tensors: {
           gamma: Float32Array.of(settings.gamma),
           ...(settings.expansionScale === undefined ? {} : { expansionScale: Float32Array.of(settings.expansionScale) }),
-          ...(settings.proximity === undefined ? {} : { proximity: Float32Array.of(settings.proximity.weight, settings.proximity.window) }),
+          ...(settings.proximity === undefined ? {} : { proximity: proximityTensor(settings.proximity) }),
         },
         rows: {},
       };

@@ -5,6 +5,7 @@
  */
 import type { DocId } from '../types.ts';
 import type { LateRetriever } from './searcher.ts';
+import type { ProximitySetting } from './proximity.ts';
 
 /** One training triple: DocIds are the collection's, the query as text and index term ids. */
 export interface TrainTriple {
@@ -34,8 +35,8 @@ export interface CalibratedSettings {
   gamma: number;
   /** Multiplier on expansion weights (sidr-glove only). */
   expansionScale?: number;
-  /** Term proximity in the final mix: weight π (0: off) and window, in term positions. */
-  proximity?: { weight: number; window: number };
+  /** Term proximity in the final mix. */
+  proximity?: ProximitySetting;
 }
 
 /** Version metadata as `GET /retriever` shows it. */
