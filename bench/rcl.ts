@@ -6,10 +6,10 @@
  *
  *   npx tsx bench/rcl.ts --data <folder> [--env contains|qrels] [--epochs N] [--split article|hash|train]
  *                        [--batch 32] [--lr 0.002] [--seed 7] [--limit-train N] [--limit-test N] [--curve-every N]
- *                        [--out file] [--calibrate false] [--proximity false] [--calibrate-first true] [--lr-decay linear]
+ *                        [--out file] [--calibrate false] [--proximity false] [--lexical false] [--calibrate-first true] [--lr-decay linear]
  * A tenth of the training queries (by hash; under `--split article`, the queries of a tenth of the
  * training articles) is held out of the steps and fits the serving mix
- * (γ, and term proximity unless `--proximity false`) through `POST /rcl/calibrate`: once before
+ * (γ, the lexical term unless `--lexical false`, term proximity unless `--proximity false`) through `POST /rcl/calibrate`: once before
  * training (reported as `before_calibrated`, then rolled back unless `--calibrate-first true`,
  * which trains under that mix), and after it, γ alone (`after_gamma_only`) and then the whole mix
  * (`after`).
@@ -35,14 +35,18 @@ const lr = flags.lr ? Number(flags.lr) : undefined;
 const seed = Number(flags.seed ?? 7);
 // `--proximity false`: calibration fits γ only (proximity stays off).
 const fitProximity = flags.proximity !== 'false';
+// `--lexical false`: calibration leaves the lexical term off.
+const fitLexical = flags.lexical !== 'false';
 // `--calibrate-first true`: training starts from the mix fitted before it (and trains under it).
 const calibrateFirst = flags['calibrate-first'] === 'true';
 
 /** The fitted settings of a `POST /rcl/calibrate` answer, for the summary. */
-function calibrationSummary(c: { gamma: number; expansionScale?: number; proximity: unknown; proximityCheck?: unknown; queries: number; mrrBefore: number; mrrAfter: number }): Record<string, unknown> {
-  return { gamma: c.gamma, expansion_scale: c.expansionScale, proximity: c.proximity, proximity_check: c.proximityCheck, queries: c.queries, mrr_before: c.mrrBefore, mrr_after: c.mrrAfter };
+function calibrationSummary(c: { gamma: number; expansionScale?: number; proximity: unknown; proximityCheck?: unknown; lexical: number; lexicalCheck?: unknown; queries: number; mrrBefore: number; mrrAfter: number }): Record<string, unknown> {
+  return { gamma: c.gamma, expansion_scale: c.expansionScale, lexical: c.lexical, lexical_check: c.lexicalCheck, proximity: c.proximity, proximity_check: c.proximityCheck, queries: c.queries, mrr_before: c.mrrBefore, mrr_after: c.mrrAfter };
 }
 const lrDecay = flags['lr-decay'] === 'linear';
+// `--held-out-every N`: one training query (under `--split article`, one training article) in N is held out for calibration.
+const heldOutEvery = Number(flags['held-out-every'] ?? 10);
 const curveEvery = Number(flags['curve-every'] ?? 0);
 
 /** FNV-1a, for the `hash` split. */
@@ -135,18 +139,23 @@ try {
   // on). Under the article split it is a tenth of the training articles, all their queries: the
   // test articles are unseen, so the mix is fitted on articles training has not seen either.
   const heldKey = s.articleOf ?? ((q: EvalQuery) => q.id);
-  const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${heldKey(q)}`) % 10 === 0);
+  const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${heldKey(q)}`) % heldOutEvery === 0);
   const heldOut = new Set(calibrateOn.map((q) => q.id));
   const trainable = train.filter((q) => !heldOut.has(q.id));
-  /** Fits the serving mix on the held-out queries (`gammaOnly`: proximity stays off). */
+  /** Fits the serving mix on the held-out queries (`gammaOnly`: proximity and the lexical term stay off). */
   const calibrate = (gammaOnly: boolean) =>
-    post('/rcl/calibrate', { queries: calibrateOn.map((q) => q.id), environment: env === 'contains' ? 'contains' : 'client', ...(gammaOnly ? { proximityWeights: [0] } : {}) });
+    post('/rcl/calibrate', {
+      queries: calibrateOn.map((q) => q.id),
+      environment: env === 'contains' ? 'contains' : 'client',
+      ...(gammaOnly || !fitProximity ? { proximityWeights: [0] } : {}),
+      ...(gammaOnly || !fitLexical ? { lexicalWeights: [0] } : {}),
+    });
   // What feedback buys without training θ: the serving mix fitted on the same held-out queries,
   // evaluated, then rolled back so that training starts from the untrained version (unless --calibrate-first).
   let calibratedBefore: { metrics: Record<string, number>; settings: Record<string, unknown> } | undefined;
   if (calibrateOn.length) {
     const untrained = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version as number;
-    const cal = await calibrate(!fitProximity);
+    const cal = await calibrate(false);
     calibratedBefore = { metrics: await evaluate(app, test, s.testQrels, { mode: 'late' }), settings: calibrationSummary(cal) };
     if (!calibrateFirst) await post('/retriever/rollback', { version: untrained });
   }
@@ -191,10 +200,10 @@ try {
   }
   const trainSeconds = (performance.now() - tTrain) / 1000;
   const evalTrained = calibrateOn.length ? await evaluate(app, test, s.testQrels, { mode: 'late' }) : undefined;
-  // γ alone first (what the previous objective's figures used), then γ with proximity.
-  const calibrationGamma = calibrateOn.length && fitProximity ? await calibrate(true) : undefined;
+  // γ alone first (what the previous objective's figures used), then the whole mix.
+  const calibrationGamma = calibrateOn.length && (fitProximity || fitLexical) ? await calibrate(true) : undefined;
   const evalGamma = calibrationGamma ? await evaluate(app, test, s.testQrels, { mode: 'late' }) : undefined;
-  const calibration = calibrateOn.length ? await calibrate(!fitProximity) : undefined;
+  const calibration = calibrateOn.length ? await calibrate(false) : undefined;
   const evalAfter = await evaluate(app, test, s.testQrels, { mode: 'late' });
   const after = indexFingerprint(dbs);
   const retriever = (await app.inject({ method: 'GET', url: '/retriever' })).json();

@@ -82,6 +82,12 @@ export interface Config {
     /** Proximity window, in term positions, until calibrated. Default 8. */
     proximityWindow: number;
     /**
+     * Weight λ of the lexical term in the final score (+ λ·lex/max lex, lex = BM25 of the query's
+     * own non-stop terms over the document's exact term frequencies) until `POST /rcl/calibrate`
+     * fits it. Default 0 (off).
+     */
+    lexical: number;
+    /**
      * Weight of the served score f_β/max + γ·f_θ/max in the RCL objective (train what you serve,
      * DESIGN §3.1). Default 1; 0 trains SiDR's three terms only.
      */
@@ -128,7 +134,7 @@ export const DEFAULTS: Config = {
   },
   analysis: { workers: 0, stem: true, maxForwardTokens: 512 },
   search: { k1: 1.2, b: 0.75, defaultK: 10, defaultM: 20 },
-  retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, proximity: 0, proximityWindow: 8, servedLossWeight: 1, servedLossTemperature: 0.05, gloveCachePath: '' },
+  retriever: { kExp: 32, expansionScale: 0.5, alpha: 10, gamma: 0.3, proximity: 0, proximityWindow: 8, lexical: 0, servedLossWeight: 1, servedLossTemperature: 0.05, gloveCachePath: '' },
   rcl: { seed: 1, rolloutTtlSeconds: 1_800 },
   auth: { keys: [], allowOpenNonLoopback: false },
 };

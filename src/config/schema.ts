@@ -67,7 +67,7 @@ export const configSchema = {
     retriever: {
       type: 'object',
       additionalProperties: false,
-      required: ['kExp', 'expansionScale', 'alpha', 'gamma', 'proximity', 'proximityWindow', 'servedLossWeight', 'servedLossTemperature', 'gloveCachePath'],
+      required: ['kExp', 'expansionScale', 'alpha', 'gamma', 'proximity', 'proximityWindow', 'lexical', 'servedLossWeight', 'servedLossTemperature', 'gloveCachePath'],
       properties: {
         kExp: { type: 'integer', minimum: 0, maximum: 1024 },
         expansionScale: { type: 'number', minimum: 0, maximum: 10 },
@@ -75,6 +75,7 @@ export const configSchema = {
         gamma: { type: 'number', minimum: 0, maximum: 100 },
         proximity: { type: 'number', minimum: 0, maximum: 100 },
         proximityWindow: { type: 'integer', minimum: 2, maximum: 4096 },
+        lexical: { type: 'number', minimum: 0, maximum: 100 },
         servedLossWeight: { type: 'number', minimum: 0, maximum: 100 },
         servedLossTemperature: { type: 'number', exclusiveMinimum: 0, maximum: 100 },
         gloveCachePath: { type: 'string' },

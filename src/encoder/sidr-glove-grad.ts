@@ -55,6 +55,8 @@ export interface ServedObjective {
    * does not depend on θ, so it moves the softmax but has no gradient of its own.
    */
   proximity?: { weight: number; scores: ArrayLike<number> };
+  /** The lexical term when the served mix has it on: its weight λ and lex(q_i, d_j), as proximity. */
+  lexical?: { weight: number; scores: ArrayLike<number> };
 }
 
 /** A row-sparse gradient: `values` holds `rows.length × rowSize` entries, rows ascending. */
@@ -217,8 +219,8 @@ export function lossAndGrad(theta: Theta, frozen: SidrFrozen, batch: readonly Rc
 }
 
 /**
- * The served-score family: sv(i,j) = et(i,j)/M_β(i) + γ·ee(i,j)/M_θ(i) (+ π·prox(i,j)/M_π(i) when
- * proximity is on, a constant) with M = the row maxima
+ * The served-score family: sv(i,j) = et(i,j)/M_β(i) + γ·ee(i,j)/M_θ(i) (+ π·prox(i,j)/M_π(i) and
+ * λ·lex(i,j)/M_λ(i) when proximity and the lexical term are on, constants) with M = the row maxima
  * (1 when not positive, as late search does), query → document InfoNCE at `temperature`. Adds
  * weight·∂L/∂sv into `dET` and `dEE` (a max passes its gradient to its arg-max) and returns L.
  */
@@ -239,15 +241,20 @@ function servedFamily(
     return at < 0 ? { at, max: 1 } : { at, max };
   };
   const maxima = Array.from({ length: B }, (_, i) => ({ beta: rowMax(et, i), theta: rowMax(ee, i) }));
-  const prox = opts.proximity && opts.proximity.weight > 0 ? opts.proximity : undefined;
-  if (prox && prox.scores.length !== B * N) throw new RangeError(`served proximity has ${prox.scores.length} scores for a ${B} × ${N} batch`);
+  // Proximity and the lexical term: constants of θ, each normalised by its row maximum.
+  const fixed = Object.entries({ proximity: opts.proximity, lexical: opts.lexical }).flatMap(([name, t]) => {
+    if (!t || !(t.weight > 0)) return [];
+    if (t.scores.length !== B * N) throw new RangeError(`served ${name} has ${t.scores.length} scores for a ${B} × ${N} batch`);
+    return [t];
+  });
   for (let i = 0; i < B; i++) {
     const { beta, theta } = maxima[i];
-    let maxProx = 0;
-    if (prox) for (let j = 0; j < N; j++) maxProx = Math.max(maxProx, prox.scores[i * N + j]);
-    const proxScale = prox ? prox.weight / (maxProx || 1) : 0;
-    for (let j = 0; j < N; j++) {
-      sv[i * N + j] = et[i * N + j] / beta.max + (opts.gamma * ee[i * N + j]) / theta.max + (prox ? proxScale * prox.scores[i * N + j] : 0);
+    for (let j = 0; j < N; j++) sv[i * N + j] = et[i * N + j] / beta.max + (opts.gamma * ee[i * N + j]) / theta.max;
+    for (const t of fixed) {
+      let max = 0;
+      for (let j = 0; j < N; j++) max = Math.max(max, t.scores[i * N + j]);
+      const scale = t.weight / (max || 1);
+      for (let j = 0; j < N; j++) sv[i * N + j] += scale * t.scores[i * N + j];
     }
   }
   const r = inBatchInfoNce(sv, B, N, { temperature: opts.temperature });

@@ -84,7 +84,21 @@ export interface CalibratePoint {
   /** Term proximity's weight π (0: off) and window. */
   proximity: number;
   proximityWindow: number;
+  /** Weight λ of the lexical term (0: off). */
+  lexical: number;
   mrr: number;
+}
+
+/**
+ * A paired test of one addition to the mix: the held-out MRR of the best mix with it, the best
+ * MRR without it, and the standard error of the per-query difference. It is kept only when the
+ * gain exceeds twice that error.
+ */
+export interface MixCheck {
+  mrrWith: number;
+  mrrWithout: number;
+  standardError: number;
+  kept: boolean;
 }
 
 export interface CalibrateResult {
@@ -92,11 +106,12 @@ export interface CalibrateResult {
   gamma: number;
   expansionScale?: number;
   proximity: ProximitySetting;
-  /**
-   * When the best mix has proximity on: its MRR, the best MRR without it, and the standard error of
-   * the per-query difference. Proximity is kept only when the gain exceeds twice that error.
-   */
-  proximityCheck?: { mrrWith: number; mrrWithout: number; standardError: number; kept: boolean };
+  /** Weight λ of the lexical term. */
+  lexical: number;
+  /** When the best mix without proximity has the lexical term on: its test against γ alone. */
+  lexicalCheck?: MixCheck;
+  /** When the best mix has proximity on: its test against the best mix without it. */
+  proximityCheck?: MixCheck;
   mrrBefore: number;
   mrrAfter: number;
   queries: number;
@@ -111,6 +126,7 @@ export interface CalibrateRequest {
   expansionScales?: number[];
   proximityWeights?: number[];
   proximityWindows?: number[];
+  lexicalWeights?: number[];
 }
 
 /** γ values tried by calibration (1,000 ≈ f_θ alone, 0 = first stage alone). */
@@ -119,14 +135,39 @@ const GAMMA_GRID = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1, 1.25, 1.5, 2,
 const PROXIMITY_WEIGHTS = [0, 0.1, 0.2, 0.3, 0.5, 0.7, 1];
 /** Proximity windows tried by calibration, in term positions. */
 const PROXIMITY_WINDOWS = [4, 8, 16, 32];
+/** Weights λ of the lexical term tried by calibration (0: off). */
+const LEXICAL_WEIGHTS = [0, 0.1, 0.2, 0.3, 0.5, 0.7, 1];
+/** Most mix settings one calibration scores (the default grid has 2,975). */
+const MAX_CALIBRATE_POINTS = 50_000;
 
-/** One retrieved candidate as calibration mixes it: its score parts and its offline label. */
-interface CalibrateHit {
-  beta: number;
-  theta: number;
+/**
+ * One query's retrieved candidates as calibration mixes them: each score part divided by its
+ * maximum over the candidates (as late search normalises them), and the offline labels.
+ */
+interface CalibrateRun {
+  beta: Float64Array;
+  theta: Float64Array;
   /** Proximity per window scored (the windows tried, then the current one). */
-  prox: Float64Array;
-  positive: boolean;
+  prox: Float64Array[];
+  /** The lexical term. */
+  lex: Float64Array;
+  positive: Uint8Array;
+}
+
+/** A {@link CalibrateRun} from the candidates' first-stage and parametric scores and lexical features. */
+function calibrateRun(scores: Array<[number, number]>, terms: { proximity: Float64Array[]; lexical: Float64Array }, positive: boolean[]): CalibrateRun {
+  const normalised = (xs: ArrayLike<number>) => {
+    let max = 0;
+    for (let i = 0; i < xs.length; i++) max = Math.max(max, xs[i]);
+    return Float64Array.from(xs, (x) => x / (max || 1));
+  };
+  return {
+    beta: normalised(scores.map((s) => s[0])),
+    theta: normalised(scores.map((s) => s[1])),
+    prox: terms.proximity.map(normalised),
+    lex: normalised(terms.lexical),
+    positive: Uint8Array.from(positive, Number),
+  };
 }
 
 export interface RclOptions {
@@ -298,76 +339,111 @@ export class RclService {
       // on request: on SciFact's 75 held-out queries a 2-D grid chose a scale that cost 0.9 points
       // of test nDCG@10 (too few queries to fit two settings), while γ alone generalised.
       const scales = req.expansionScales ?? [undefined];
-      // Proximity only re-weights the re-ranked candidates: one retrieval serves every window.
+      // Proximity and the lexical term only re-weight the re-ranked candidates: one retrieval
+      // serves every window and weight.
       const weights = [...new Set([0, ...(req.proximityWeights ?? PROXIMITY_WEIGHTS)])].sort((x, y) => x - y);
       const windows = weights.length > 1 ? (req.proximityWindows ?? PROXIMITY_WINDOWS) : [];
+      const lambdas = [...new Set([0, ...(req.lexicalWeights ?? LEXICAL_WEIGHTS)])].sort((x, y) => x - y);
+      const points = scales.length * grid.length * lambdas.length * (1 + (weights.length - 1) * windows.length);
+      if (points > MAX_CALIBRATE_POINTS) {
+        throw createError('RCL_INPUT_INVALID', { reason: `the calibration grid has ${points} settings (scales × γ × λ × proximity settings), at most ${MAX_CALIBRATE_POINTS}` });
+      }
       const current = retriever.pin();
       const now = current.proximity ?? PROXIMITY_OFF;
       /** Reciprocal rank of the first offline positive, per query, under one mix. */
-      const ranksOf = (runs: CalibrateHit[][], gamma: number, pi: number, w: number) =>
-        Float64Array.from(runs, (hits) => {
-          if (hits.length === 0) return 0;
-          const mb = Math.max(...hits.map((h) => h.beta)) || 1;
-          const mt = Math.max(...hits.map((h) => h.theta)) || 1;
-          const mp = pi > 0 ? Math.max(...hits.map((h) => h.prox[w])) || 1 : 1;
-          const ranked = hits.map((h) => ({ s: h.beta / mb + (gamma * h.theta) / mt + (pi > 0 ? (pi * h.prox[w]) / mp : 0), p: h.positive })).sort((a, b) => b.s - a.s);
-          const first = ranked.findIndex((h) => h.p);
-          return first >= 0 ? 1 / (first + 1) : 0;
+      const ranksOf = (runs: CalibrateRun[], p: CalibratePoint) => {
+        const w = scored.indexOf(p.proximityWindow);
+        return Float64Array.from(runs, (run) => {
+          const n = run.beta.length;
+          const prox = run.prox[w];
+          const score = (j: number) => run.beta[j] + p.gamma * run.theta[j] + (p.proximity > 0 ? p.proximity * prox[j] : 0) + (p.lexical > 0 ? p.lexical * run.lex[j] : 0);
+          // The best-scored positive (the first of equals), then how many candidates rank above it.
+          let top = -1;
+          let topScore = -Infinity;
+          for (let j = 0; j < n; j++) {
+            if (!run.positive[j]) continue;
+            const sj = score(j);
+            if (sj > topScore) [top, topScore] = [j, sj];
+          }
+          if (top < 0) return 0;
+          let above = 0;
+          for (let j = 0; j < n; j++) {
+            const sj = score(j);
+            if (sj > topScore || (sj === topScore && j < top)) above++;
+          }
+          return 1 / (above + 1);
         });
+      };
       const mean = (xs: Float64Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
-      const mrrOf = (runs: CalibrateHit[][], gamma: number, pi: number, w: number) => mean(ranksOf(runs, gamma, pi, w));
       // The current window is scored too, for the MRR before calibration.
       const scored = [...new Set([...windows, now.window])];
       const retrieve = async (expansionScale: number | undefined) => {
-        const runs: CalibrateHit[][] = [];
+        const runs: CalibrateRun[] = [];
         for (const rec of records) {
           const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false, settings: { expansionScale } });
           const positives = new Set(rec.thresholds.positives);
           const termIds = c.searcher.queryTokens(rec.text).termIds;
           const docIds = r.hits.map((h) => h.docId);
-          const prox = c.searcher.proximityScores(termIds, docIds, scored);
-          runs.push(r.hits.map((h, i) => ({ beta: h.firstStageScore, theta: h.parametricScore ?? 0, prox: Float64Array.from(prox, (p) => p[i]), positive: positives.has(h.id) })));
+          const terms = c.searcher.lexicalFeatures(termIds, docIds, scored);
+          runs.push(calibrateRun(r.hits.map((h) => [h.firstStageScore, h.parametricScore ?? 0]), terms, r.hits.map((h) => positives.has(h.id))));
           await yieldToEventLoop();
         }
         return runs;
       };
       const served = await retrieve(undefined);
-      const before = mrrOf(served, current.gamma, now.weight, scored.indexOf(now.window));
+      const before = mean(ranksOf(served, { gamma: current.gamma, proximity: now.weight, proximityWindow: now.window, lexical: current.lexical ?? 0, mrr: 0 }));
       const scores: CalibratePoint[] = [];
-      const runsByScale = new Map<number | undefined, CalibrateHit[][]>();
+      const runsByScale = new Map<number | undefined, CalibrateRun[]>();
       for (const expansionScale of scales) {
         const runs = expansionScale === undefined ? served : await retrieve(expansionScale);
         runsByScale.set(expansionScale, runs);
-        // π = 0 first: on a tie, the simpler mix wins.
-        for (const gamma of grid) scores.push({ gamma, expansionScale, proximity: 0, proximityWindow: now.window, mrr: mrrOf(runs, gamma, 0, 0) });
-        for (const pi of weights.filter((x) => x > 0)) {
-          for (const [w, window] of windows.entries()) {
-            for (const gamma of grid) scores.push({ gamma, expansionScale, proximity: pi, proximityWindow: window, mrr: mrrOf(runs, gamma, pi, w) });
+        // Off first (π = 0, λ = 0): on a tie, the simpler mix wins.
+        const settings = [
+          { proximity: 0, proximityWindow: now.window },
+          ...weights.filter((x) => x > 0).flatMap((pi) => windows.map((window) => ({ proximity: pi, proximityWindow: window }))),
+        ];
+        for (const prox of settings) {
+          await yieldToEventLoop();
+          for (const lexical of lambdas) {
+            for (const gamma of grid) {
+              const point = { gamma, expansionScale, ...prox, lexical, mrr: 0 };
+              point.mrr = mean(ranksOf(runs, point));
+              scores.push(point);
+            }
           }
         }
       }
       const bestOf = (points: CalibratePoint[]) => points.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
-      const plain = bestOf(scores.filter((p) => p.proximity === 0));
-      let best = bestOf(scores);
-      let proximityCheck: CalibrateResult['proximityCheck'];
-      // Proximity adds two settings to fit: keep it only when it beats the best mix without it by
+      // Each addition to γ must earn its place: kept only when it beats the best mix without it by
       // more than twice the standard error of the per-query difference (a paired test), so that a
-      // small held-out set does not switch it on by chance.
-      if (best.proximity > 0) {
-        const on = ranksOf(runsByScale.get(best.expansionScale)!, best.gamma, best.proximity, scored.indexOf(best.proximityWindow));
-        const off = ranksOf(runsByScale.get(plain.expansionScale)!, plain.gamma, 0, 0);
-        const diff = on.map((x, i) => x - off[i]);
+      // small held-out set does not switch it on by chance. The lexical term first (γ alone against
+      // γ with λ), then proximity against the mix that won.
+      const pairedCheck = (on: CalibratePoint, off: CalibratePoint): MixCheck => {
+        const a = ranksOf(runsByScale.get(on.expansionScale)!, on);
+        const b = ranksOf(runsByScale.get(off.expansionScale)!, off);
+        const diff = a.map((x, i) => x - b[i]);
         const m = mean(diff);
-        const sd = Math.sqrt(diff.reduce((a, d) => a + (d - m) ** 2, 0) / Math.max(1, diff.length - 1));
+        const sd = Math.sqrt(diff.reduce((acc, d) => acc + (d - m) ** 2, 0) / Math.max(1, diff.length - 1));
         const standardError = sd / Math.sqrt(diff.length);
-        const kept = m > 2 * standardError;
-        proximityCheck = { mrrWith: best.mrr, mrrWithout: plain.mrr, standardError, kept };
-        if (!kept) best = plain;
+        return { mrrWith: on.mrr, mrrWithout: off.mrr, standardError, kept: m > 2 * standardError };
+      };
+      const plain = bestOf(scores.filter((p) => p.proximity === 0 && p.lexical === 0));
+      let base = bestOf(scores.filter((p) => p.proximity === 0));
+      let lexicalCheck: MixCheck | undefined;
+      if (base.lexical > 0) {
+        lexicalCheck = pairedCheck(base, plain);
+        if (!lexicalCheck.kept) base = plain;
+      }
+      let best = bestOf(scores.filter((p) => p.proximity > 0 && (p.lexical === 0 || base.lexical > 0)).concat(base));
+      let proximityCheck: MixCheck | undefined;
+      if (best.proximity > 0) {
+        proximityCheck = pairedCheck(best, base);
+        if (!proximityCheck.kept) best = base;
       }
       const proximity = { weight: best.proximity, window: best.proximityWindow };
-      const settings = { gamma: best.gamma, proximity, ...(best.expansionScale === undefined ? {} : { expansionScale: best.expansionScale }) };
+      const settings = { gamma: best.gamma, proximity, lexical: best.lexical, ...(best.expansionScale === undefined ? {} : { expansionScale: best.expansionScale }) };
       const meta = await calibrate(settings, { queries: records.length, environment: envName, mrrBefore: before, mrrAfter: best.mrr });
-      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, proximity, proximityCheck, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
+      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, proximity, lexical: best.lexical, lexicalCheck, proximityCheck, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
     });
   }
 

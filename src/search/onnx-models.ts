@@ -52,6 +52,8 @@ export interface Served {
   gamma?: number;
   /** A calibrated term proximity of the lineage (since its model), else undefined: off. */
   proximity?: ProximitySetting;
+  /** A calibrated weight of the lexical term (since its model), else undefined: off. */
+  lexical?: number;
 }
 
 /** The record that starts a head: `init` or `model-swap` (it names the model). */
@@ -118,8 +120,10 @@ export async function materialise(
   const head = identityHead(model.encoder);
   let gamma: number | undefined;
   let proximity: ProximitySetting | undefined;
+  let lexical: number | undefined;
   for (const rec of chain.slice(start + 1)) {
     if (rec.tensors.gamma) gamma = rec.tensors.gamma[0];
+    if (rec.tensors.lexical) lexical = rec.tensors.lexical[0];
     proximity = proximityFromTensor(rec.tensors.proximity) ?? proximity;
     for (const name of ['g', 'b'] as const) {
       const d = rec.rows[name];
@@ -127,7 +131,7 @@ export async function materialise(
       for (let i = 0; i < d.rows.length; i++) if (d.rows[i] < head.dim) head[name][d.rows[i]] = d.values[i];
     }
   }
-  return { record: meta(chain[chain.length - 1]), model, head, ...(gamma === undefined ? {} : { gamma }), ...(proximity === undefined ? {} : { proximity }) };
+  return { record: meta(chain[chain.length - 1]), model, head, ...(gamma === undefined ? {} : { gamma }), ...(proximity === undefined ? {} : { proximity }), ...(lexical === undefined ? {} : { lexical }) };
 }
 
 /** Options from a collection's `retriever: {kind: 'onnx', …}` (missing or invalid fields take their defaults). */

@@ -164,6 +164,7 @@ export class OnnxRetriever implements TrainableRetriever {
       version: s.record.version,
       gamma: s.gamma ?? this.options.gamma,
       proximity: s.proximity,
+      lexical: s.lexical,
       encodeQuery: (termIds, text) => {
         hold();
         return this.encodeQuery(s, termIds, text);
@@ -354,7 +355,7 @@ export class OnnxRetriever implements TrainableRetriever {
         const state = optimizer.getState();
         await this.store.publish(record, { makeCurrent: true, checkpoint: { version: record.version, modelHash: encoder.hash, state } });
         this.optimizer = { version: record.version, opt: optimizer };
-        this.adopt({ record: meta(record), model: s.model, head: stepped.head, gamma: s.gamma, proximity: s.proximity });
+        this.adopt({ record: meta(record), model: s.model, head: stepped.head, gamma: s.gamma, proximity: s.proximity, lexical: s.lexical });
         return { version: record.version, loss: loss.loss, lossParts: loss.parts, ms: performance.now() - t0 };
       } finally {
         s.model.pins--;
@@ -394,17 +395,18 @@ export class OnnxRetriever implements TrainableRetriever {
         parent: s.record.version,
         createdAt: new Date().toISOString(),
         origin: 'calibrate',
-        info: { ...info, gamma: settings.gamma, ...(settings.proximity ? { proximity: settings.proximity } : {}) },
+        info: { ...info, gamma: settings.gamma, ...(settings.proximity ? { proximity: settings.proximity } : {}), ...(settings.lexical === undefined ? {} : { lexical: settings.lexical }) },
         tensors: {
           gamma: Float32Array.of(settings.gamma),
           ...(settings.proximity ? { proximity: proximityTensor(settings.proximity) } : {}),
+          ...(settings.lexical === undefined ? {} : { lexical: Float32Array.of(settings.lexical) }),
         },
         rows: {},
       };
       const cp = this.store.checkpoint() as { version?: number } | undefined;
       await this.store.publish(record, { makeCurrent: true, checkpoint: cp && cp.version === record.parent ? { ...cp, version: record.version } : undefined });
       if (this.optimizer?.version === record.parent) this.optimizer = { ...this.optimizer, version: record.version };
-      this.adopt({ ...s, record: meta(record), gamma: settings.gamma, proximity: settings.proximity ?? s.proximity });
+      this.adopt({ ...s, record: meta(record), gamma: settings.gamma, proximity: settings.proximity ?? s.proximity, lexical: settings.lexical ?? s.lexical });
       return this.served.record;
     });
   }
@@ -477,6 +479,7 @@ export class OnnxRetriever implements TrainableRetriever {
             : 'E_θ(q) mapped to the index by token string (tokens absent from the index dropped); re-rank is E(q)·E(d)',
         gamma: this.served.gamma ?? this.options.gamma,
         proximity: this.served.proximity ?? PROXIMITY_OFF,
+        lexical: this.served.lexical ?? 0,
         learningRate: this.options.learningRate,
         temperature: this.options.temperature,
         loss: e.kind === 'dense' ? 'L(E(q),E(d)) (T(·) is not in the dense space)' : 'L(E(q),E(d)) + ½L(E(q),T(d)) + ½L(T(q),E(d))',

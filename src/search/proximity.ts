@@ -1,11 +1,12 @@
 /**
- * Term proximity for late search's final mix: how much of the query one short stretch of a
- * document covers. Parameter-free (idf weights, positions from the forward store), so it never
- * needs training, but its weight in the mix and its window are serving settings that
- * `POST /rcl/calibrate` can fit from environment feedback.
+ * The parameter-free lexical terms of late search's final mix: term proximity (how much of the
+ * query one short stretch of a document covers) and the lexical term (BM25 of the query's own
+ * terms over exact term frequencies). Both read only idf weights and the forward store, so they
+ * never need training, but their weights in the mix (and proximity's window) are serving settings
+ * that `POST /rcl/calibrate` can fit from environment feedback.
  */
 import type { TermId } from '../types.ts';
-import { idf } from './bm25.ts';
+import { idf, saturation, type Bm25Params } from './bm25.ts';
 
 /** Term proximity's place in the served mix: its weight π (0: off) and window, in term positions. */
 export interface ProximitySetting {
@@ -57,6 +58,19 @@ export function proximityScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<T
   return best;
 }
 
+/**
+ * The lexical term of the mix: BM25 of the query's non-stop terms over the document's exact term
+ * frequencies, Σ weight(v)·saturation(tf_v, |d|). Unlike the first stage it has no expansions, no
+ * tf tiers and no trained weights, so it keeps the lexical evidence that training moves away from.
+ */
+export function lexicalScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<TermId, number>, avgdl: number, params: Bm25Params): number {
+  const tf = new Map<TermId, number>();
+  for (let p = 0; p < tokens.length; p++) if (weights.has(tokens[p])) tf.set(tokens[p], (tf.get(tokens[p]) ?? 0) + 1);
+  let sum = 0;
+  for (const [t, n] of tf) sum += weights.get(t)! * saturation(n, tokens.length, avgdl, params);
+  return sum;
+}
+
 /** What {@link proximityWeights} reads from an index. */
 export interface ProximityStats {
   readonly liveCount: number;
@@ -64,7 +78,7 @@ export interface ProximityStats {
   isStop(term: TermId): boolean;
 }
 
-/** The query's non-stop terms, each weighted by its idf: the weights {@link proximityScore} sums. */
+/** The query's non-stop terms, each weighted by its idf: the weights {@link proximityScore} and {@link lexicalScore} sum. */
 export function proximityWeights(index: ProximityStats, termIds: ArrayLike<TermId>): Map<TermId, number> {
   const weights = new Map<TermId, number>();
   for (let i = 0; i < termIds.length; i++) if (!index.isStop(termIds[i])) weights.set(termIds[i], idf(index.df(termIds[i]), index.liveCount));

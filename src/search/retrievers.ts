@@ -35,6 +35,7 @@ export function createRetrieverFactory(config: Config): RetrieverFactory {
       expansionScale: numberOr(options.expansionScale, config.retriever.expansionScale),
       gamma: numberOr(options.gamma, config.retriever.gamma),
       proximity: { weight: numberOr(options.proximity, config.retriever.proximity), window: numberOr(options.proximityWindow, config.retriever.proximityWindow) },
+      lexical: numberOr(options.lexical, config.retriever.lexical),
       refreshIntervalMs: 1_000,
       learningRate: numberOr(options.learningRate, 2e-3),
       bm25: { k1: config.search.k1, b: config.search.b },

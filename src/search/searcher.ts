@@ -9,7 +9,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { Analyzer, DocId, SparseVector } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
-import { DEFAULT_PROXIMITY_WINDOW, proximityScore, proximityWeights, type ProximitySetting } from './proximity.ts';
+import { DEFAULT_PROXIMITY_WINDOW, lexicalScore, proximityScore, proximityWeights, type ProximitySetting } from './proximity.ts';
 import { TF_TIERS } from '../index/collection-index.ts';
 
 export type SearchMode = 'late' | 'beta' | 'lexical';
@@ -35,6 +35,8 @@ export interface ServingSettings {
   proximity?: number;
   /** Proximity window, in term positions. */
   proximityWindow?: number;
+  /** Weight λ of the lexical term (BM25 of the query's own non-stop terms) in the final mix (0: off). */
+  lexical?: number;
 }
 
 /** A value, or a promise of it when the retriever's encoder runs asynchronously (onnx). */
@@ -47,6 +49,8 @@ export interface PinnedRetriever {
   readonly gamma: number;
   /** Term proximity's weight π and window in the final mix (absent: off). */
   readonly proximity?: ProximitySetting;
+  /** Weight λ of the lexical term in the final mix (absent or 0: off). */
+  readonly lexical?: number;
   /**
    * E_θ(q) as first-stage weights (present terms ∪ expansions). `text` is the raw query, for
    * encoders that tokenize it themselves (onnx); `termIds` are the analyzer's terms the index knows;
@@ -89,6 +93,8 @@ export interface SearchHit {
   parametricScore?: number;
   /** The best window's idf mass of the query's terms (late search with proximity on). */
   proximityScore?: number;
+  /** BM25 of the query's non-stop terms over the document's exact term frequencies (late search with the lexical term on). */
+  lexicalScore?: number;
   title?: string;
   text?: string;
   metadata?: Record<string, unknown>;
@@ -247,17 +253,22 @@ export class Searcher {
     let order = Array.from(ranked.ids.keys());
     let final = Array.from(ranked.scores);
     let prox: { weight: number; scores: Float64Array } | undefined;
+    let lex: { weight: number; scores: Float64Array } | undefined;
     if (pinned && parametric) {
       const reranked = parametric.length;
       const maxBeta = ranked.scores[0] || 1;
       let maxTheta = 0;
       for (const x of parametric) maxTheta = Math.max(maxTheta, x);
       maxTheta ||= 1;
-      prox = this.proximity(s, ranked.ids.subarray(0, reranked));
+      ({ prox, lex } = this.lexicalTerms(s, ranked.ids.subarray(0, reranked)));
       const maxProx = prox ? Math.max(...prox.scores) || 1 : 1;
+      const maxLex = lex ? Math.max(...lex.scores) || 1 : 1;
       final = order.map((i) =>
         i < reranked
-          ? ranked.scores[i] / maxBeta + (pinned.gamma * parametric[i]) / maxTheta + (prox ? (prox.weight * prox.scores[i]) / maxProx : 0)
+          ? ranked.scores[i] / maxBeta +
+            (pinned.gamma * parametric[i]) / maxTheta +
+            (prox ? (prox.weight * prox.scores[i]) / maxProx : 0) +
+            (lex ? (lex.weight * lex.scores[i]) / maxLex : 0)
           : ranked.scores[i] / maxBeta - 1,
       );
       order = order.sort((a, b) => final[b] - final[a] || a - b);
@@ -272,6 +283,7 @@ export class Searcher {
       hit.firstStageScore = ranked.scores[i];
       if (parametric && i < parametric.length) hit.parametricScore = parametric[i];
       if (prox && i < prox.scores.length) hit.proximityScore = prox.scores[i];
+      if (lex && i < lex.scores.length) hit.lexicalScore = lex.scores[i];
       if (req.explain) hit.explain = { matched: this.explain(qv, docId, params, termIds) };
       hits.push(hit);
     }
@@ -284,27 +296,36 @@ export class Searcher {
     };
   }
 
-  /** Proximity of the re-ranked documents, when the request or the pinned version turns it on. */
-  private proximity(s: SearchState, docIds: Uint32Array): { weight: number; scores: Float64Array } | undefined {
-    const weight = s.req.settings?.proximity ?? s.pinned?.proximity?.weight ?? 0;
-    if (!(weight > 0)) return undefined;
+  /**
+   * Proximity and the lexical term of the re-ranked documents, each when the request or the pinned
+   * version turns it on.
+   */
+  private lexicalTerms(s: SearchState, docIds: Uint32Array): { prox?: { weight: number; scores: Float64Array }; lex?: { weight: number; scores: Float64Array } } {
+    const pi = s.req.settings?.proximity ?? s.pinned?.proximity?.weight ?? 0;
+    const lambda = s.req.settings?.lexical ?? s.pinned?.lexical ?? 0;
+    if (!(pi > 0) && !(lambda > 0)) return {};
     const window = s.req.settings?.proximityWindow ?? s.pinned?.proximity?.window ?? DEFAULT_PROXIMITY_WINDOW;
-    return { weight, scores: this.proximityScores(s.termIds, docIds, [window])[0] };
+    const terms = this.lexicalFeatures(s.termIds, docIds, pi > 0 ? [window] : []);
+    return { ...(pi > 0 ? { prox: { weight: pi, scores: terms.proximity[0] } } : {}), ...(lambda > 0 ? { lex: { weight: lambda, scores: terms.lexical } } : {}) };
   }
 
   /**
-   * Term proximity of each document (see `proximity.ts`) for each window: the idf mass of the
-   * query's non-stop terms that its best stretch of `window` positions holds. Each document is read
-   * once, whatever the number of windows.
+   * The parameter-free lexical features of each document (see `proximity.ts`), from one read of
+   * its forward entry: term proximity for each window (the idf mass of the query's non-stop terms
+   * that its best stretch of `window` positions holds) and the lexical term (BM25 of those terms
+   * over its exact term frequencies).
    */
-  proximityScores(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, windows: readonly number[]): Float64Array[] {
+  lexicalFeatures(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, windows: readonly number[]): { proximity: Float64Array[]; lexical: Float64Array } {
     const weights = proximityWeights(this.index, termIds);
-    const out = windows.map(() => new Float64Array(docIds.length));
+    const proximity = windows.map(() => new Float64Array(docIds.length));
+    const lexical = new Float64Array(docIds.length);
+    const avgdl = this.index.avgLength;
     for (let i = 0; i < docIds.length; i++) {
       const tokens = this.index.forward(docIds[i]) ?? [];
-      windows.forEach((window, w) => (out[w][i] = proximityScore(tokens, weights, window)));
+      windows.forEach((window, w) => (proximity[w][i] = proximityScore(tokens, weights, window)));
+      lexical[i] = lexicalScore(tokens, weights, avgdl, this.options.bm25);
     }
-    return out;
+    return { proximity, lexical };
   }
 
   private hydrate(docId: DocId, withDocument: boolean): SearchHit | undefined {

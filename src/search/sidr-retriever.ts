@@ -18,7 +18,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import { PROXIMITY_OFF, proximityFromTensor, proximityScore, proximityTensor, proximityWeights, type ProximitySetting } from './proximity.ts';
+import { lexicalScore, PROXIMITY_OFF, proximityFromTensor, proximityScore, proximityTensor, proximityWeights, type ProximitySetting } from './proximity.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
@@ -35,6 +35,8 @@ export interface SidrGloveOptions {
   gamma: number;
   /** Term proximity in the final mix until calibrated: weight π and window. Default off (π = 0). */
   proximity?: ProximitySetting;
+  /** Weight λ of the lexical term in the final mix until calibrated. Default 0 (off). */
+  lexical?: number;
   /**
    * Least time between two refreshes of the vocabulary and idf while documents arrive, in ms.
    * Default 1,000: terms newer than the last refresh match exactly (idf weight) until the next one.
@@ -53,7 +55,7 @@ export interface SidrGloveOptions {
    * Absent or weight 0: SiDR's three terms only. The server passes `retriever.servedLossWeight`
    * and `retriever.servedLossTemperature` (1 and 0.05 by default).
    */
-  servedLoss?: Omit<ServedObjective, 'gamma' | 'proximity'>;
+  servedLoss?: Omit<ServedObjective, 'gamma' | 'proximity' | 'lexical'>;
 }
 
 /** Row-wise parameters stored as row deltas; the rest are stored whole. */
@@ -253,7 +255,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
         saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
-        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, proximity: this.batchProximity(batch.map((t) => t.query.termIds), [...positives, ...negatives]) } : undefined,
+        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, ...this.batchLexicalTerms(batch.map((t) => t.query.termIds), [...positives, ...negatives]) } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
       const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H, r.omega);
@@ -266,18 +268,24 @@ export class SidrGloveRetriever implements TrainableRetriever {
   }
 
   /**
-   * prox(q_i, d_j) over the batch (queries × its documents, positives then negatives) when the
-   * served mix has proximity on, so that training sees the ranking it serves; undefined when off.
+   * prox(q_i, d_j) and lex(q_i, d_j) over the batch (queries × its documents, positives then
+   * negatives), each when the served mix has it on, so that training sees the ranking it serves.
    */
-  private batchProximity(queries: Uint32Array[], docs: Uint32Array[]): { weight: number; scores: Float64Array } | undefined {
+  private batchLexicalTerms(queries: Uint32Array[], docs: Uint32Array[]): Pick<ServedObjective, 'proximity' | 'lexical'> {
     const { weight, window } = this.proximity;
-    if (!(weight > 0)) return undefined;
-    const scores = new Float64Array(queries.length * docs.length);
+    const lambda = this.lexical;
+    if (!(weight > 0) && !(lambda > 0)) return {};
+    const prox = new Float64Array(queries.length * docs.length);
+    const lex = new Float64Array(queries.length * docs.length);
+    const params = this.options.bm25 ?? { k1: 1.2, b: 0.75 };
     queries.forEach((q, i) => {
       const weights = proximityWeights(this.index, q);
-      docs.forEach((d, j) => (scores[i * docs.length + j] = proximityScore(d, weights, window)));
+      docs.forEach((d, j) => {
+        if (weight > 0) prox[i * docs.length + j] = proximityScore(d, weights, window);
+        if (lambda > 0) lex[i * docs.length + j] = lexicalScore(d, weights, this.index.avgLength, params);
+      });
     });
-    return { weight, scores };
+    return { ...(weight > 0 ? { proximity: { weight, scores: prox } } : {}), ...(lambda > 0 ? { lexical: { weight: lambda, scores: lex } } : {}) };
   }
 
   describe(): { kind: string; current: VersionMeta; versions: VersionMeta[]; config: Record<string, unknown> } {
@@ -290,6 +298,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         expansionScale: this.expansionScale,
         gamma: this.gamma,
         proximity: this.proximity,
+        lexical: this.lexical,
         learningRate: this.options.learningRate,
         servedLoss: this.options.servedLoss ?? { weight: 0, temperature: 0 },
         vocabulary: this.theta.size,
@@ -308,6 +317,11 @@ export class SidrGloveRetriever implements TrainableRetriever {
   /** Term proximity in the final mix: the version's calibrated value, else the configured one. */
   get proximity(): ProximitySetting {
     return proximityFromTensor(this.overrides.tensors.proximity) ?? this.options.proximity ?? PROXIMITY_OFF;
+  }
+
+  /** Weight λ of the lexical term in the final mix: the version's calibrated value, else the configured one. */
+  get lexical(): number {
+    return this.overrides.tensors.lexical?.[0] ?? this.options.lexical ?? 0;
   }
 
   /** Expansion-weight multiplier: the version's calibrated value, else the configured one. */
@@ -332,6 +346,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
           gamma: Float32Array.of(settings.gamma),
           ...(settings.expansionScale === undefined ? {} : { expansionScale: Float32Array.of(settings.expansionScale) }),
           ...(settings.proximity === undefined ? {} : { proximity: proximityTensor(settings.proximity) }),
+          ...(settings.lexical === undefined ? {} : { lexical: Float32Array.of(settings.lexical) }),
         },
         rows: {},
       };
@@ -369,6 +384,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
       version: theta.version,
       gamma,
       proximity: this.proximity,
+      lexical: this.lexical,
       encodeQuery(termIds: Uint32Array, _text?: string, outside: string[] = []): SparseVector {
         const known = termIds.filter((t) => t < size);
         const vectors = outside.flatMap((surface) => {

@@ -37,6 +37,8 @@ export interface CalibratedSettings {
   expansionScale?: number;
   /** Term proximity in the final mix. */
   proximity?: ProximitySetting;
+  /** Weight λ of the lexical term in the final mix. */
+  lexical?: number;
 }
 
 /** Version metadata as `GET /retriever` shows it. */
@@ -51,7 +53,7 @@ export interface VersionMeta {
 export interface TrainableRetriever extends LateRetriever {
   /** One RCL step; resolves once the new version is durable and serving. Steps never overlap. */
   train(batch: TrainTriple[], opts: TrainOptions): Promise<TrainResult>;
-  /** Publishes a version with new serving settings (γ, proximity) and the same parameters. */
+  /** Publishes a version with new serving settings (γ, proximity, the lexical term) and the same parameters. */
   calibrate?(settings: CalibratedSettings, info: Record<string, unknown>): Promise<VersionMeta>;
   /** Makes a stored version current again (durably). */
   rollback(version: number): Promise<void>;

@@ -147,6 +147,24 @@ describe('lossAndGrad', () => {
     expect(() => lossAndGrad(theta, frozen, batch, { ...base, served: { ...base.served, proximity: { weight: 1, scores: scores.subarray(1) } } })).toThrow(RangeError);
   });
 
+  it.each([17, 18])('matches finite differences with proximity and the lexical term in the served score (seed %i)', (seed) => {
+    const base = { kExp: 12, expansionScale: 0.5, served: { gamma: 0.4, temperature: 0.2, weight: 1.5 } };
+    const prox = Float64Array.from({ length: 18 }, (_, k) => ((k * 7) % 5) + 1);
+    // Row 2 is all zero (no query term in any document).
+    const lex = Float64Array.from({ length: 18 }, (_, k) => (Math.floor(k / 6) === 2 ? 0 : ((k * 3) % 7) * 0.9));
+    const opts = { ...base, served: { ...base.served, proximity: { weight: 0.5, scores: prox }, lexical: { weight: 0.7, scores: lex } } };
+    expect(checkGradients(seed, opts)).toBe(60 + 25 + 12 + 5 + 2);
+    const { theta, frozen, batch } = tinyProblem(seed);
+    const proxOnly = lossAndGrad(theta, frozen, batch, { ...base, served: { ...base.served, proximity: { weight: 0.5, scores: prox } } });
+    const both = lossAndGrad(theta, frozen, batch, opts);
+    expect(both.parts.ee).toBe(proxOnly.parts.ee);
+    expect(both.parts.served).not.toBeCloseTo(proxOnly.parts.served!, 6);
+    // λ = 0 is the lexical term off.
+    const off = lossAndGrad(theta, frozen, batch, { ...opts, served: { ...opts.served, lexical: { weight: 0, scores: lex } } });
+    expect(off.parts.served).toBe(proxOnly.parts.served);
+    expect(() => lossAndGrad(theta, frozen, batch, { ...base, served: { ...base.served, lexical: { weight: 1, scores: lex.subarray(2) } } })).toThrow(/served lexical/);
+  });
+
   it('matches finite differences at a fixed temperature (its gradient is 0)', () => {
     const { theta, frozen, batch } = tinyProblem(9);
     const res = lossAndGrad(theta, frozen, batch, { kExp: 12, temperature: 2 });

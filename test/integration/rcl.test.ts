@@ -129,7 +129,7 @@ describe('RCL over HTTP', () => {
 
   it('calibrates the serving mix on held-out queries and publishes it as a version', async () => {
     const before = (await app.inject({ method: 'GET', url: '/retriever' })).json().current.version;
-    const r = await post('/rcl/calibrate', { queries: ['q3', 'q4'], environment: 'contains', grid: [0, 0.3, 1], expansionScales: [0, 0.5], proximityWeights: [0] });
+    const r = await post('/rcl/calibrate', { queries: ['q3', 'q4'], environment: 'contains', grid: [0, 0.3, 1], expansionScales: [0, 0.5], proximityWeights: [0], lexicalWeights: [0] });
     expect(r.statusCode).toBe(200);
     const cal = r.json();
     expect([0, 0.3, 1]).toContain(cal.gamma);
@@ -162,29 +162,39 @@ const PROX_QUERIES = [
   { id: 'w3', text: 'glacier harbour walrus', answers: ['Quxtal'] },
 ];
 
-describe('calibrating term proximity', () => {
+/**
+ * A server on `docs` with `queries` registered for the `contains` environment, for one describe
+ * block (opened before its tests, closed after them).
+ */
+function calibrationServer(docs: object[], queries: object[]) {
   const tmp = tmpDir();
   let app: Awaited<ReturnType<typeof buildApp>>;
   const post = (url: string, payload: object) => app.inject({ method: 'POST', url, payload });
-  const top = async (query: string) => (await post('/search', { query, k: 2, mode: 'late', includeDocuments: false })).json().hits.map((h: { id: string }) => h.id);
-
+  const get = async (url: string) => (await app.inject({ method: 'GET', url })).json();
   beforeAll(async () => {
     const config = testConfig(tmp.dir);
     app = await buildApp(config, { retrieverFactory: createRetrieverFactory(config) });
-    expect((await post('/documents', { documents: PROX_DOCS })).statusCode).toBe(200);
-    expect((await post('/rcl/offline', { queries: PROX_QUERIES, environment: 'contains' })).json().registered).toBe(3);
+    expect((await post('/documents', { documents: docs })).statusCode).toBe(200);
+    expect((await post('/rcl/offline', { queries, environment: 'contains' })).json().registered).toBe(queries.length);
   }, 120_000);
   afterAll(async () => {
     await app.close();
     tmp.cleanup();
   });
+  const search = async (query: string) => (await post('/search', { query, k: 2, mode: 'late', includeDocuments: false })).json().hits;
+  const top = async (query: string) => (await search(query)).map((h: { id: string }) => h.id);
+  return { post, get, search, top };
+}
+
+describe('calibrating term proximity', () => {
+  const { post, get, top } = calibrationServer(PROX_DOCS, PROX_QUERIES);
 
   it('starts off, turns on when the feedback prefers it, and rolls back with its version', async () => {
-    const untrained = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    const untrained = await get('/retriever');
     expect(untrained.config.proximity.weight).toBe(0);
     expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
 
-    const r = await post('/rcl/calibrate', { queries: ['w1', 'w2'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4, 64] });
+    const r = await post('/rcl/calibrate', { queries: ['w1', 'w2'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4, 64], lexicalWeights: [0] });
     expect(r.statusCode).toBe(200);
     const cal = r.json();
     // 1 γ × (off + 1 weight × 2 windows); a window of 64 holds every term of both documents.
@@ -193,7 +203,7 @@ describe('calibrating term proximity', () => {
     expect(cal.proximity).toEqual({ weight: 1, window: 4 });
     expect(cal.mrrAfter).toBeCloseTo(1, 6);
     expect(cal.proximityCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
-    const calibrated = (await app.inject({ method: 'GET', url: '/retriever' })).json();
+    const calibrated = await get('/retriever');
     expect(calibrated.config.proximity).toEqual({ weight: 1, window: 4 });
     const hits = (await post('/search', { query: 'walrus glacier harbour', k: 2, mode: 'late', includeDocuments: false })).json().hits;
     expect(hits.map((h: { id: string }) => h.id)).toEqual(['near', 'far']);
@@ -205,13 +215,13 @@ describe('calibrating term proximity', () => {
 
     await post('/retriever/rollback', { version: untrained.current.version });
     expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
-    expect((await app.inject({ method: 'GET', url: '/retriever' })).json().config.proximity.weight).toBe(0);
+    expect((await get('/retriever')).config.proximity.weight).toBe(0);
   });
 
   it('leaves proximity off when its gain on the held-out queries is within their noise', async () => {
     // Proximity ranks the answer first for w1 and w2 but second for w3: MRR 5/6 against 2/3, a
     // per-query difference of (½, ½, −½) whose mean is less than twice its standard error.
-    const cal = (await post('/rcl/calibrate', { queries: ['w1', 'w2', 'w3'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4] })).json();
+    const cal = (await post('/rcl/calibrate', { queries: ['w1', 'w2', 'w3'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4], lexicalWeights: [0] })).json();
     expect(cal.proximityCheck.kept).toBe(false);
     expect(cal.proximityCheck.mrrWith).toBeCloseTo(5 / 6, 6);
     expect(cal.proximityCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
@@ -223,5 +233,79 @@ describe('calibrating term proximity', () => {
   it('rejects a bad grid with a 400', async () => {
     expect((await post('/rcl/calibrate', { queries: ['w1'], proximityWindows: [0] })).statusCode).toBe(400);
     expect((await post('/rcl/calibrate', { queries: ['w1'], proximityWeights: [-1] })).statusCode).toBe(400);
+  });
+});
+
+// `sw` holds two stop words of the query twice each and `lx` its one content word once: the first
+// stage and f_θ (stop words match exactly, weighted by idf like any term) prefer `sw`; the lexical
+// term, over content words only, prefers `lx`.
+const LEX_DOCS = [
+  { id: 'sw', text: `whom thereby ${FILLER} whom thereby the answer is Quxtal.` },
+  { id: 'lx', text: `walrus ${FILLER} the answer is Zorblat.` },
+  ...DOCS,
+];
+const LEX_QUERIES = [
+  { id: 'l1', text: 'whom thereby walrus', answers: ['Zorblat'] },
+  { id: 'l2', text: 'thereby walrus whom', answers: ['Zorblat'] },
+  { id: 'l3', text: 'walrus whom thereby', answers: ['Quxtal'] },
+];
+
+describe('calibrating the lexical term', () => {
+  const { post, get, search, top } = calibrationServer(LEX_DOCS, LEX_QUERIES);
+
+  it('starts off, turns on when the feedback prefers it, and rolls back with its version', async () => {
+    const untrained = await get('/retriever');
+    expect(untrained.config.lexical).toBe(0);
+    const plain = await search('whom thereby walrus');
+    expect(plain.map((h: { id: string }) => h.id)).toEqual(['sw', 'lx']);
+    expect(plain[0].lexicalScore).toBeUndefined();
+
+    const r = await post('/rcl/calibrate', { queries: ['l1', 'l2'], environment: 'contains', grid: [0.3], proximityWeights: [0], lexicalWeights: [0, 1] });
+    expect(r.statusCode).toBe(200);
+    const cal = r.json();
+    expect(cal.grid).toHaveLength(2);
+    expect(cal.mrrBefore).toBeCloseTo(0.5, 6);
+    expect(cal.lexical).toBe(1);
+    expect(cal.mrrAfter).toBeCloseTo(1, 6);
+    expect(cal.lexicalCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
+    expect(cal.proximityCheck).toBeUndefined();
+    expect((await get('/retriever')).config.lexical).toBe(1);
+    const hits = await search('whom thereby walrus');
+    expect(hits.map((h: { id: string }) => h.id)).toEqual(['lx', 'sw']);
+    expect(hits[0].lexicalScore).toBeGreaterThan(0);
+    expect(hits[1].lexicalScore).toBe(0);
+    // Training under this mix puts the lexical term into the served term of its objective.
+    const step = await post('/rcl/step', { queries: [{ id: 'l1' }, { id: 'l2' }], environment: 'contains' });
+    expect(step.statusCode).toBe(200);
+    expect(Number.isFinite(step.json().lossParts.served)).toBe(true);
+
+    await post('/retriever/rollback', { version: untrained.current.version });
+    expect(await top('whom thereby walrus')).toEqual(['sw', 'lx']);
+    expect((await get('/retriever')).config.lexical).toBe(0);
+  });
+
+  it('leaves the lexical term off when its gain on the held-out queries is within their noise', async () => {
+    // λ ranks the answer first for l1 and l2 but second for l3: MRR 5/6 against 2/3.
+    const cal = (await post('/rcl/calibrate', { queries: ['l1', 'l2', 'l3'], environment: 'contains', grid: [0.3], proximityWeights: [0], lexicalWeights: [0, 1] })).json();
+    expect(cal.lexicalCheck.kept).toBe(false);
+    expect(cal.lexicalCheck.mrrWith).toBeCloseTo(5 / 6, 6);
+    expect(cal.lexicalCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
+    expect(cal.lexical).toBe(0);
+    expect(cal.mrrAfter).toBeCloseTo(2 / 3, 6);
+    expect(await top('whom thereby walrus')).toEqual(['sw', 'lx']);
+  });
+
+  it('rejects a bad or oversized grid with a 400', async () => {
+    expect((await post('/rcl/calibrate', { queries: ['l1'], lexicalWeights: [-1] })).statusCode).toBe(400);
+    const huge = await post('/rcl/calibrate', {
+      queries: ['l1'],
+      grid: Array.from({ length: 100 }, (_, i) => i / 10),
+      lexicalWeights: Array.from({ length: 20 }, (_, i) => i / 20),
+      proximityWeights: Array.from({ length: 20 }, (_, i) => i / 20),
+      proximityWindows: Array.from({ length: 20 }, (_, i) => 4 + i),
+    });
+    expect(huge.statusCode).toBe(400);
+    expect(huge.json()).toMatchObject({ code: 'RCL_INPUT_INVALID' });
+    expect(JSON.stringify(huge.json())).toContain('at most 50000');
   });
 });

@@ -103,19 +103,22 @@ describe('OnnxRetriever', () => {
     fresh.release?.();
   }, 60_000);
 
-  it('calibrates γ and proximity as a version of their own, reset by the next model swap', async () => {
+  it('calibrates γ, proximity and the lexical term as a version of their own, reset by the next model swap', async () => {
     const r = retriever('m');
-    const meta = await r.calibrate({ gamma: 2.5, proximity: { weight: 0.3, window: 8 } }, { note: 'test' });
-    expect(meta).toMatchObject({ origin: 'calibrate', info: { gamma: 2.5, proximity: { weight: 0.3, window: 8 } } });
+    const meta = await r.calibrate({ gamma: 2.5, proximity: { weight: 0.3, window: 8 }, lexical: 0.5 }, { note: 'test' });
+    expect(meta).toMatchObject({ origin: 'calibrate', info: { gamma: 2.5, proximity: { weight: 0.3, window: 8 }, lexical: 0.5 } });
     expect(r.pin().gamma).toBe(2.5);
     expect(r.pin().proximity?.window).toBe(8);
     expect(r.pin().proximity?.weight).toBeCloseTo(0.3, 6);
+    expect(r.pin().lexical).toBe(0.5);
     await r.swapModel(join(MODELS, 'sidr-b'));
     expect(r.pin().gamma).toBe(1);
     expect(r.pin().proximity).toBeUndefined();
+    expect(r.pin().lexical).toBeUndefined();
     await r.rollback(meta.version);
     expect(r.pin().gamma).toBe(2.5);
     expect(r.pin().proximity?.window).toBe(8);
+    expect(r.pin().lexical).toBe(0.5);
     expect(r.model.dir).toBe(join(MODELS, 'sidr-a'));
   }, 60_000);
 });

@@ -136,6 +136,7 @@ export default async function rclRoutes(app: FastifyInstance): Promise<void> {
             expansionScales: { type: 'array', items: { type: 'number', minimum: 0, maximum: 10 }, minItems: 1, maxItems: 20 },
             proximityWeights: { type: 'array', items: { type: 'number', minimum: 0, maximum: 100 }, minItems: 1, maxItems: 20 },
             proximityWindows: { type: 'array', items: { type: 'integer', minimum: 2, maximum: 4096 }, minItems: 1, maxItems: 20 },
+            lexicalWeights: { type: 'array', items: { type: 'number', minimum: 0, maximum: 100 }, minItems: 1, maxItems: 20 },
           },
         },
         response: { ...problemResponses },

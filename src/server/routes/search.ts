@@ -32,6 +32,7 @@ const hitSchema = {
     firstStageScore: { type: 'number' },
     parametricScore: { type: 'number' },
     proximityScore: { type: 'number', description: 'Late mode with term proximity on: the idf mass of the query terms that the best window of the document holds.' },
+    lexicalScore: { type: 'number', description: "Late mode with the lexical term on: BM25 of the query's non-stop terms over the document's exact term frequencies." },
     title: { type: 'string' },
     text: { type: 'string' },
     metadata: { type: 'object', additionalProperties: true },
