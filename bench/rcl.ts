@@ -7,8 +7,9 @@
  *   npx tsx bench/rcl.ts --data <folder> [--env contains|qrels] [--epochs N] [--split article|hash|train]
  *                        [--batch 32] [--lr 0.002] [--seed 7] [--limit-train N] [--limit-test N] [--curve-every N]
  *                        [--out file] [--calibrate false] [--proximity false] [--lexical false] [--calibrate-first true] [--lr-decay linear]
+ *                        [--held-out-every 10]
  * A tenth of the training queries (by hash; under `--split article`, the queries of a tenth of the
- * training articles) is held out of the steps and fits the serving mix
+ * training articles; `--held-out-every N` for one in N) is held out of the steps and fits the serving mix
  * (γ, the lexical term unless `--lexical false`, term proximity unless `--proximity false`) through `POST /rcl/calibrate`: once before
  * training (reported as `before_calibrated`, then rolled back unless `--calibrate-first true`,
  * which trains under that mix), and after it, γ alone (`after_gamma_only`) and then the whole mix
@@ -220,6 +221,7 @@ try {
     batch: batchSize,
     seed,
     calibrate_first: calibrateFirst || undefined,
+    held_out_every: calibrateOn.length ? heldOutEvery : undefined,
     lr_decay: lrDecay ? 'linear' : undefined,
     steps,
     version: retriever.current?.version,
