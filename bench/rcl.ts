@@ -136,8 +136,8 @@ try {
 
   // Online stage.
   const rng = createRng(seed);
-  // A held-out tenth of the training queries fits the serving mix after training (never trained
-  // on). Under the article split it is a tenth of the training articles, all their queries: the
+  // A held-out tenth of the training queries (`--held-out-every`) fits the serving mix after
+  // training (never trained on). Under the article split it is a tenth of the training articles, all their queries: the
   // test articles are unseen, so the mix is fitted on articles training has not seen either.
   const heldKey = s.articleOf ?? ((q: EvalQuery) => q.id);
   const calibrateOn = flags.calibrate === 'false' ? [] : train.filter((q) => hash32(`γ${heldKey(q)}`) % heldOutEvery === 0);

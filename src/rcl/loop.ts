@@ -155,7 +155,7 @@ interface CalibrateRun {
 }
 
 /** A {@link CalibrateRun} from the candidates' first-stage and parametric scores and lexical features. */
-function calibrateRun(scores: Array<[number, number]>, terms: { proximity: Float64Array[]; lexical: Float64Array }, positive: boolean[]): CalibrateRun {
+function calibrateRun(scores: Array<[number, number]>, terms: { proximity: Float64Array[]; lexical?: Float64Array }, positive: boolean[]): CalibrateRun {
   const normalised = (xs: ArrayLike<number>) => {
     let max = 0;
     for (let i = 0; i < xs.length; i++) max = Math.max(max, xs[i]);
@@ -165,7 +165,7 @@ function calibrateRun(scores: Array<[number, number]>, terms: { proximity: Float
     beta: normalised(scores.map((s) => s[0])),
     theta: normalised(scores.map((s) => s[1])),
     prox: terms.proximity.map(normalised),
-    lex: normalised(terms.lexical),
+    lex: normalised(terms.lexical ?? new Float64Array(scores.length)),
     positive: Uint8Array.from(positive, Number),
   };
 }
@@ -317,11 +317,11 @@ export class RclService {
   }
 
   /**
-   * Fits the serving mix f_β/max f_β + γ·f_θ/max f_θ + π·prox/max prox on registered queries (a
-   * held-out slice of the training queries, DESIGN §3.1 "train what you serve"): the γ, proximity
-   * weight π and window of the grid with the best MRR@m of offline positives win and are published
-   * as a new version. Proximity starts off (π = 0): the feedback decides whether this collection's
-   * answers sit where the query's terms cluster.
+   * Fits the serving mix f_β/max f_β + γ·f_θ/max f_θ + λ·lex/max lex + π·prox/max prox on
+   * registered queries (a held-out slice of the training queries, DESIGN §3.1 "train what you
+   * serve"): the γ, lexical weight λ, proximity weight π and window of the grid with the best MRR@m
+   * of offline positives win (λ and π each only past its paired check) and are published as a new
+   * version. λ and π start off: the feedback decides whether this collection needs them.
    */
   calibrate(collection: string, req: CalibrateRequest): Promise<CalibrateResult> {
     const c = this.collections.get(collection);
@@ -350,6 +350,8 @@ export class RclService {
       }
       const current = retriever.pin();
       const now = current.proximity ?? PROXIMITY_OFF;
+      // The current window is scored too, for the MRR before calibration.
+      const scored = [...new Set([...windows, now.window])];
       /** Reciprocal rank of the first offline positive, per query, under one mix. */
       const ranksOf = (runs: CalibrateRun[], p: CalibratePoint) => {
         const w = scored.indexOf(p.proximityWindow);
@@ -375,8 +377,6 @@ export class RclService {
         });
       };
       const mean = (xs: Float64Array) => xs.reduce((a, b) => a + b, 0) / xs.length;
-      // The current window is scored too, for the MRR before calibration.
-      const scored = [...new Set([...windows, now.window])];
       const retrieve = async (expansionScale: number | undefined) => {
         const runs: CalibrateRun[] = [];
         for (const rec of records) {
@@ -384,7 +384,7 @@ export class RclService {
           const positives = new Set(rec.thresholds.positives);
           const termIds = c.searcher.queryTokens(rec.text).termIds;
           const docIds = r.hits.map((h) => h.docId);
-          const terms = c.searcher.lexicalFeatures(termIds, docIds, scored);
+          const terms = c.searcher.lexicalFeatures(termIds, docIds, scored, true);
           runs.push(calibrateRun(r.hits.map((h) => [h.firstStageScore, h.parametricScore ?? 0]), terms, r.hits.map((h) => positives.has(h.id))));
           await yieldToEventLoop();
         }
@@ -398,11 +398,11 @@ export class RclService {
         const runs = expansionScale === undefined ? served : await retrieve(expansionScale);
         runsByScale.set(expansionScale, runs);
         // Off first (π = 0, λ = 0): on a tie, the simpler mix wins.
-        const settings = [
+        const proxSettings = [
           { proximity: 0, proximityWindow: now.window },
           ...weights.filter((x) => x > 0).flatMap((pi) => windows.map((window) => ({ proximity: pi, proximityWindow: window }))),
         ];
-        for (const prox of settings) {
+        for (const prox of proxSettings) {
           await yieldToEventLoop();
           for (const lexical of lambdas) {
             for (const gamma of grid) {

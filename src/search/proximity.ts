@@ -71,6 +71,20 @@ export function lexicalScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<Ter
   return sum;
 }
 
+/**
+ * Both lexical terms of each document's tokens against one query's `weights`: proximity for each
+ * of `windows`, and the lexical term when `lexical` gives its BM25 statistics (else not computed).
+ */
+export function lexicalFeaturesOf(
+  docs: readonly ArrayLike<TermId>[],
+  weights: ReadonlyMap<TermId, number>,
+  windows: readonly number[],
+  lexical?: { avgdl: number; params: Bm25Params },
+): { proximity: Float64Array[]; lexical?: Float64Array } {
+  const proximity = windows.map((window) => Float64Array.from(docs, (tokens) => proximityScore(tokens, weights, window)));
+  return lexical ? { proximity, lexical: Float64Array.from(docs, (tokens) => lexicalScore(tokens, weights, lexical.avgdl, lexical.params)) } : { proximity };
+}
+
 /** What {@link proximityWeights} reads from an index. */
 export interface ProximityStats {
   readonly liveCount: number;

@@ -9,7 +9,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { Analyzer, DocId, SparseVector } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
-import { DEFAULT_PROXIMITY_WINDOW, lexicalScore, proximityScore, proximityWeights, type ProximitySetting } from './proximity.ts';
+import { DEFAULT_PROXIMITY_WINDOW, lexicalFeaturesOf, proximityWeights, type ProximitySetting } from './proximity.ts';
 import { TF_TIERS } from '../index/collection-index.ts';
 
 export type SearchMode = 'late' | 'beta' | 'lexical';
@@ -305,27 +305,19 @@ export class Searcher {
     const lambda = s.req.settings?.lexical ?? s.pinned?.lexical ?? 0;
     if (!(pi > 0) && !(lambda > 0)) return {};
     const window = s.req.settings?.proximityWindow ?? s.pinned?.proximity?.window ?? DEFAULT_PROXIMITY_WINDOW;
-    const terms = this.lexicalFeatures(s.termIds, docIds, pi > 0 ? [window] : []);
-    return { ...(pi > 0 ? { prox: { weight: pi, scores: terms.proximity[0] } } : {}), ...(lambda > 0 ? { lex: { weight: lambda, scores: terms.lexical } } : {}) };
+    const terms = this.lexicalFeatures(s.termIds, docIds, pi > 0 ? [window] : [], lambda > 0);
+    return { ...(pi > 0 ? { prox: { weight: pi, scores: terms.proximity[0] } } : {}), ...(terms.lexical ? { lex: { weight: lambda, scores: terms.lexical } } : {}) };
   }
 
   /**
    * The parameter-free lexical features of each document (see `proximity.ts`), from one read of
    * its forward entry: term proximity for each window (the idf mass of the query's non-stop terms
-   * that its best stretch of `window` positions holds) and the lexical term (BM25 of those terms
-   * over its exact term frequencies).
+   * that its best stretch of `window` positions holds) and, with `lexical`, the lexical term (BM25
+   * of those terms over its exact term frequencies).
    */
-  lexicalFeatures(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, windows: readonly number[]): { proximity: Float64Array[]; lexical: Float64Array } {
-    const weights = proximityWeights(this.index, termIds);
-    const proximity = windows.map(() => new Float64Array(docIds.length));
-    const lexical = new Float64Array(docIds.length);
-    const avgdl = this.index.avgLength;
-    for (let i = 0; i < docIds.length; i++) {
-      const tokens = this.index.forward(docIds[i]) ?? [];
-      windows.forEach((window, w) => (proximity[w][i] = proximityScore(tokens, weights, window)));
-      lexical[i] = lexicalScore(tokens, weights, avgdl, this.options.bm25);
-    }
-    return { proximity, lexical };
+  lexicalFeatures(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, windows: readonly number[], lexical: boolean): { proximity: Float64Array[]; lexical?: Float64Array } {
+    const docs = Array.from(docIds, (docId) => this.index.forward(docId) ?? []);
+    return lexicalFeaturesOf(docs, proximityWeights(this.index, termIds), windows, lexical ? { avgdl: this.index.avgLength, params: this.options.bm25 } : undefined);
   }
 
   private hydrate(docId: DocId, withDocument: boolean): SearchHit | undefined {

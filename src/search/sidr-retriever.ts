@@ -18,7 +18,7 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
 import type { SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import { lexicalScore, PROXIMITY_OFF, proximityFromTensor, proximityScore, proximityTensor, proximityWeights, type ProximitySetting } from './proximity.ts';
+import { lexicalFeaturesOf, PROXIMITY_OFF, proximityFromTensor, proximityTensor, proximityWeights, type ProximitySetting } from './proximity.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
@@ -277,13 +277,12 @@ export class SidrGloveRetriever implements TrainableRetriever {
     if (!(weight > 0) && !(lambda > 0)) return {};
     const prox = new Float64Array(queries.length * docs.length);
     const lex = new Float64Array(queries.length * docs.length);
-    const params = this.options.bm25 ?? { k1: 1.2, b: 0.75 };
+    // Without the first stage's saturation (see the option), the lexical term is binary too.
+    const lexical = lambda > 0 ? { avgdl: this.index.avgLength, params: this.options.bm25 ?? { k1: 0, b: 0 } } : undefined;
     queries.forEach((q, i) => {
-      const weights = proximityWeights(this.index, q);
-      docs.forEach((d, j) => {
-        if (weight > 0) prox[i * docs.length + j] = proximityScore(d, weights, window);
-        if (lambda > 0) lex[i * docs.length + j] = lexicalScore(d, weights, this.index.avgLength, params);
-      });
+      const terms = lexicalFeaturesOf(docs, proximityWeights(this.index, q), weight > 0 ? [window] : [], lexical);
+      if (weight > 0) prox.set(terms.proximity[0], i * docs.length);
+      if (terms.lexical) lex.set(terms.lexical, i * docs.length);
     });
     return { ...(weight > 0 ? { proximity: { weight, scores: prox } } : {}), ...(lambda > 0 ? { lexical: { weight: lambda, scores: lex } } : {}) };
   }
