@@ -42,8 +42,8 @@ const fitLexical = flags.lexical !== 'false';
 const calibrateFirst = flags['calibrate-first'] === 'true';
 
 /** The fitted settings of a `POST /rcl/calibrate` answer, for the summary. */
-function calibrationSummary(c: { gamma: number; expansionScale?: number; proximity: unknown; proximityCheck?: unknown; lexical: number; lexicalCheck?: unknown; queries: number; mrrBefore: number; mrrAfter: number }): Record<string, unknown> {
-  return { gamma: c.gamma, expansion_scale: c.expansionScale, lexical: c.lexical, lexical_check: c.lexicalCheck, proximity: c.proximity, proximity_check: c.proximityCheck, queries: c.queries, mrr_before: c.mrrBefore, mrr_after: c.mrrAfter };
+function calibrationSummary(c: { gamma: number; expansionScale?: number; proximity: unknown; lexical: number; mixCheck?: unknown; queries: number; mrrBefore: number; mrrAfter: number }): Record<string, unknown> {
+  return { gamma: c.gamma, expansion_scale: c.expansionScale, lexical: c.lexical, proximity: c.proximity, mix_check: c.mixCheck, queries: c.queries, mrr_before: c.mrrBefore, mrr_after: c.mrrAfter };
 }
 const lrDecay = flags['lr-decay'] === 'linear';
 // `--held-out-every N`: one training query (under `--split article`, one training article) in N is held out for calibration.

@@ -90,9 +90,9 @@ export interface CalibratePoint {
 }
 
 /**
- * A paired test of one addition to the mix: the held-out MRR of the best mix with it, the best
- * MRR without it, and the standard error of the per-query difference. It is kept only when the
- * gain exceeds twice that error.
+ * The paired test of the fitted mix: the held-out MRR of the best mix with the lexical term or
+ * proximity on, the best MRR of γ alone, and the standard error of the per-query difference. The
+ * mix is kept only when its gain exceeds twice that error.
  */
 export interface MixCheck {
   mrrWith: number;
@@ -108,10 +108,8 @@ export interface CalibrateResult {
   proximity: ProximitySetting;
   /** Weight λ of the lexical term. */
   lexical: number;
-  /** When the best mix without proximity has the lexical term on: its test against γ alone. */
-  lexicalCheck?: MixCheck;
-  /** When the best mix has proximity on: its test against the best mix without it. */
-  proximityCheck?: MixCheck;
+  /** When the best mix has the lexical term or proximity on: its test against γ alone. */
+  mixCheck?: MixCheck;
   mrrBefore: number;
   mrrAfter: number;
   queries: number;
@@ -168,6 +166,29 @@ function calibrateRun(scores: Array<[number, number]>, terms: { proximity: Float
     lex: normalised(terms.lexical ?? new Float64Array(scores.length)),
     positive: Uint8Array.from(positive, Number),
   };
+}
+
+/**
+ * Chooses the serving mix among scored grid points (each point's MRR set; on equal MRR the earlier
+ * point, the simpler mix, wins): the best point of the whole grid, kept only when it beats the best
+ * γ alone by more than twice the standard error of the per-query difference of reciprocal ranks
+ * (`ranksOf`), a paired test, so that a small held-out set does not switch the lexical term or
+ * proximity on by chance. The whole mix is tested at once: two terms that each add less than the
+ * noise can together add more, and testing them one after the other would reject both.
+ */
+export function chooseMix(points: readonly CalibratePoint[], ranksOf: (p: CalibratePoint) => Float64Array): { best: CalibratePoint; mixCheck?: MixCheck } {
+  const bestOf = (candidates: readonly CalibratePoint[]) => candidates.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
+  const plain = bestOf(points.filter((p) => p.proximity === 0 && p.lexical === 0));
+  const fitted = bestOf(points);
+  if (!(fitted.mrr > plain.mrr + 1e-9)) return { best: plain };
+  const a = ranksOf(fitted);
+  const b = ranksOf(plain);
+  const diff = a.map((x, i) => x - b[i]);
+  const m = diff.reduce((acc, d) => acc + d, 0) / diff.length;
+  const sd = Math.sqrt(diff.reduce((acc, d) => acc + (d - m) ** 2, 0) / Math.max(1, diff.length - 1));
+  const standardError = sd / Math.sqrt(diff.length);
+  const mixCheck = { mrrWith: fitted.mrr, mrrWithout: plain.mrr, standardError, kept: m > 2 * standardError };
+  return { best: mixCheck.kept ? fitted : plain, mixCheck };
 }
 
 export interface RclOptions {
@@ -320,7 +341,7 @@ export class RclService {
    * Fits the serving mix f_β/max f_β + γ·f_θ/max f_θ + λ·lex/max lex + π·prox/max prox on
    * registered queries (a held-out slice of the training queries, DESIGN §3.1 "train what you
    * serve"): the γ, lexical weight λ, proximity weight π and window of the grid with the best MRR@m
-   * of offline positives win (λ and π each only past its paired check) and are published as a new
+   * of offline positives win (λ and π only past the paired check of {@link chooseMix}) and are published as a new
    * version. λ and π start off: the feedback decides whether this collection needs them.
    */
   calibrate(collection: string, req: CalibrateRequest): Promise<CalibrateResult> {
@@ -413,37 +434,11 @@ export class RclService {
           }
         }
       }
-      const bestOf = (points: CalibratePoint[]) => points.reduce((a, b) => (b.mrr > a.mrr + 1e-9 ? b : a));
-      // Each addition to γ must earn its place: kept only when it beats the best mix without it by
-      // more than twice the standard error of the per-query difference (a paired test), so that a
-      // small held-out set does not switch it on by chance. The lexical term first (γ alone against
-      // γ with λ), then proximity against the mix that won.
-      const pairedCheck = (on: CalibratePoint, off: CalibratePoint): MixCheck => {
-        const a = ranksOf(runsByScale.get(on.expansionScale)!, on);
-        const b = ranksOf(runsByScale.get(off.expansionScale)!, off);
-        const diff = a.map((x, i) => x - b[i]);
-        const m = mean(diff);
-        const sd = Math.sqrt(diff.reduce((acc, d) => acc + (d - m) ** 2, 0) / Math.max(1, diff.length - 1));
-        const standardError = sd / Math.sqrt(diff.length);
-        return { mrrWith: on.mrr, mrrWithout: off.mrr, standardError, kept: m > 2 * standardError };
-      };
-      const plain = bestOf(scores.filter((p) => p.proximity === 0 && p.lexical === 0));
-      let base = bestOf(scores.filter((p) => p.proximity === 0));
-      let lexicalCheck: MixCheck | undefined;
-      if (base.lexical > 0) {
-        lexicalCheck = pairedCheck(base, plain);
-        if (!lexicalCheck.kept) base = plain;
-      }
-      let best = bestOf(scores.filter((p) => p.proximity > 0 && (p.lexical === 0 || base.lexical > 0)).concat(base));
-      let proximityCheck: MixCheck | undefined;
-      if (best.proximity > 0) {
-        proximityCheck = pairedCheck(best, base);
-        if (!proximityCheck.kept) best = base;
-      }
+      const { best, mixCheck } = chooseMix(scores, (p) => ranksOf(runsByScale.get(p.expansionScale)!, p));
       const proximity = { weight: best.proximity, window: best.proximityWindow };
       const settings = { gamma: best.gamma, proximity, lexical: best.lexical, ...(best.expansionScale === undefined ? {} : { expansionScale: best.expansionScale }) };
       const meta = await calibrate(settings, { queries: records.length, environment: envName, mrrBefore: before, mrrAfter: best.mrr });
-      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, proximity, lexical: best.lexical, lexicalCheck, proximityCheck, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
+      return { version: meta.version, gamma: best.gamma, expansionScale: best.expansionScale, proximity, lexical: best.lexical, mixCheck, mrrBefore: before, mrrAfter: best.mrr, queries: records.length, grid: scores, ms: performance.now() - t0 };
     });
   }
 

@@ -202,7 +202,7 @@ describe('calibrating term proximity', () => {
     expect(cal.mrrBefore).toBeCloseTo(0.5, 6);
     expect(cal.proximity).toEqual({ weight: 1, window: 4 });
     expect(cal.mrrAfter).toBeCloseTo(1, 6);
-    expect(cal.proximityCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
+    expect(cal.mixCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
     const calibrated = await get('/retriever');
     expect(calibrated.config.proximity).toEqual({ weight: 1, window: 4 });
     const hits = (await post('/search', { query: 'walrus glacier harbour', k: 2, mode: 'late', includeDocuments: false })).json().hits;
@@ -222,9 +222,9 @@ describe('calibrating term proximity', () => {
     // Proximity ranks the answer first for w1 and w2 but second for w3: MRR 5/6 against 2/3, a
     // per-query difference of (½, ½, −½) whose mean is less than twice its standard error.
     const cal = (await post('/rcl/calibrate', { queries: ['w1', 'w2', 'w3'], environment: 'contains', grid: [0.3], proximityWeights: [0, 1], proximityWindows: [4], lexicalWeights: [0] })).json();
-    expect(cal.proximityCheck.kept).toBe(false);
-    expect(cal.proximityCheck.mrrWith).toBeCloseTo(5 / 6, 6);
-    expect(cal.proximityCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
+    expect(cal.mixCheck.kept).toBe(false);
+    expect(cal.mixCheck.mrrWith).toBeCloseTo(5 / 6, 6);
+    expect(cal.mixCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
     expect(cal.proximity.weight).toBe(0);
     expect(cal.mrrAfter).toBeCloseTo(2 / 3, 6);
     expect(await top('walrus glacier harbour')).toEqual(['far', 'near']);
@@ -267,8 +267,8 @@ describe('calibrating the lexical term', () => {
     expect(cal.mrrBefore).toBeCloseTo(0.5, 6);
     expect(cal.lexical).toBe(1);
     expect(cal.mrrAfter).toBeCloseTo(1, 6);
-    expect(cal.lexicalCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
-    expect(cal.proximityCheck).toBeUndefined();
+    expect(cal.mixCheck).toMatchObject({ mrrWith: 1, mrrWithout: 0.5, kept: true });
+    expect(cal.proximity.weight).toBe(0);
     expect((await get('/retriever')).config.lexical).toBe(1);
     const hits = await search('whom thereby walrus');
     expect(hits.map((h: { id: string }) => h.id)).toEqual(['lx', 'sw']);
@@ -287,9 +287,9 @@ describe('calibrating the lexical term', () => {
   it('leaves the lexical term off when its gain on the held-out queries is within their noise', async () => {
     // λ ranks the answer first for l1 and l2 but second for l3: MRR 5/6 against 2/3.
     const cal = (await post('/rcl/calibrate', { queries: ['l1', 'l2', 'l3'], environment: 'contains', grid: [0.3], proximityWeights: [0], lexicalWeights: [0, 1] })).json();
-    expect(cal.lexicalCheck.kept).toBe(false);
-    expect(cal.lexicalCheck.mrrWith).toBeCloseTo(5 / 6, 6);
-    expect(cal.lexicalCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
+    expect(cal.mixCheck.kept).toBe(false);
+    expect(cal.mixCheck.mrrWith).toBeCloseTo(5 / 6, 6);
+    expect(cal.mixCheck.mrrWithout).toBeCloseTo(2 / 3, 6);
     expect(cal.lexical).toBe(0);
     expect(cal.mrrAfter).toBeCloseTo(2 / 3, 6);
     expect(await top('whom thereby walrus')).toEqual(['sw', 'lx']);
