@@ -403,9 +403,8 @@ export class RclService {
         for (const rec of records) {
           const r = await c.searcher.searchAsync({ query: rec.text, k: ONLINE_DEPTH, m: ONLINE_DEPTH, mode: 'late', includeDocuments: false, settings: { expansionScale } });
           const positives = new Set(rec.thresholds.positives);
-          const termIds = c.searcher.queryTokens(rec.text).termIds;
           const docIds = r.hits.map((h) => h.docId);
-          const terms = c.searcher.lexicalFeatures(termIds, docIds, scored, true);
+          const terms = c.searcher.lexicalFeatures(rec.text, docIds, scored, true);
           runs.push(calibrateRun(r.hits.map((h) => [h.firstStageScore, h.parametricScore ?? 0]), terms, r.hits.map((h) => positives.has(h.id))));
           await yieldToEventLoop();
         }

@@ -1,12 +1,12 @@
 /**
  * The parameter-free lexical terms of late search's final mix: term proximity (how much of the
  * query one short stretch of a document covers) and the lexical term (BM25 of the query's own
- * terms over exact term frequencies). Both read only idf weights and the forward store, so they
- * never need training, but their weights in the mix (and proximity's window) are serving settings
- * that `POST /rcl/calibrate` can fit from environment feedback.
+ * terms over exact term frequencies). Both read only idf weights and a document's token sequence
+ * (its exact word forms, see `exact-forms.ts`), so they never need training, but their weights in
+ * the mix (and proximity's window) are serving settings that `POST /rcl/calibrate` can fit from
+ * environment feedback. Tokens are plain ids: the functions only compare them.
  */
-import type { TermId } from '../types.ts';
-import { idf, saturation, type Bm25Params } from './bm25.ts';
+import { saturation, type Bm25Params } from './bm25.ts';
 
 /** Term proximity's place in the served mix: its weight π (0: off) and window, in term positions. */
 export interface ProximitySetting {
@@ -34,8 +34,8 @@ export function proximityFromTensor(t: Float32Array | undefined): ProximitySetti
  * The best window of a document: the largest Σ weight(v) over the distinct query terms v that
  * occur together within `window` consecutive positions of `tokens`. 0 when no query term occurs.
  */
-export function proximityScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<TermId, number>, window: number): number {
-  const inside = new Map<TermId, number>();
+export function proximityScore(tokens: ArrayLike<number>, weights: ReadonlyMap<number, number>, window: number): number {
+  const inside = new Map<number, number>();
   let sum = 0;
   let best = 0;
   // Positions of query terms only: the window is [positions[i] − window + 1, positions[i]].
@@ -63,12 +63,18 @@ export function proximityScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<T
  * frequencies, Σ weight(v)·saturation(tf_v, |d|). Unlike the first stage it has no expansions, no
  * tf tiers and no trained weights, so it keeps the lexical evidence that training moves away from.
  */
-export function lexicalScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<TermId, number>, avgdl: number, params: Bm25Params): number {
-  const tf = new Map<TermId, number>();
+export function lexicalScore(tokens: ArrayLike<number>, weights: ReadonlyMap<number, number>, avgdl: number, params: Bm25Params): number {
+  const tf = new Map<number, number>();
   for (let p = 0; p < tokens.length; p++) if (weights.has(tokens[p])) tf.set(tokens[p], (tf.get(tokens[p]) ?? 0) + 1);
   let sum = 0;
   for (const [t, n] of tf) sum += weights.get(t)! * saturation(n, tokens.length, avgdl, params);
   return sum;
+}
+
+/** Both lexical terms of a list of documents: proximity per window, the lexical term when asked for. */
+export interface LexicalFeatures {
+  proximity: Float64Array[];
+  lexical?: Float64Array;
 }
 
 /**
@@ -76,25 +82,11 @@ export function lexicalScore(tokens: ArrayLike<TermId>, weights: ReadonlyMap<Ter
  * of `windows`, and the lexical term when `lexical` gives its BM25 statistics (else not computed).
  */
 export function lexicalFeaturesOf(
-  docs: readonly ArrayLike<TermId>[],
-  weights: ReadonlyMap<TermId, number>,
+  docs: readonly ArrayLike<number>[],
+  weights: ReadonlyMap<number, number>,
   windows: readonly number[],
   lexical?: { avgdl: number; params: Bm25Params },
-): { proximity: Float64Array[]; lexical?: Float64Array } {
+): LexicalFeatures {
   const proximity = windows.map((window) => Float64Array.from(docs, (tokens) => proximityScore(tokens, weights, window)));
   return lexical ? { proximity, lexical: Float64Array.from(docs, (tokens) => lexicalScore(tokens, weights, lexical.avgdl, lexical.params)) } : { proximity };
-}
-
-/** What {@link proximityWeights} reads from an index. */
-export interface ProximityStats {
-  readonly liveCount: number;
-  df(term: TermId): number;
-  isStop(term: TermId): boolean;
-}
-
-/** The query's non-stop terms, each weighted by its idf: the weights {@link proximityScore} and {@link lexicalScore} sum. */
-export function proximityWeights(index: ProximityStats, termIds: ArrayLike<TermId>): Map<TermId, number> {
-  const weights = new Map<TermId, number>();
-  for (let i = 0; i < termIds.length; i++) if (!index.isStop(termIds[i])) weights.set(termIds[i], idf(index.df(termIds[i]), index.liveCount));
-  return weights;
 }

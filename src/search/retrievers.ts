@@ -44,7 +44,7 @@ export function createRetrieverFactory(config: Config): RetrieverFactory {
         temperature: numberOr(options.servedLossTemperature, config.retriever.servedLossTemperature),
       },
     };
-    return SidrGloveRetriever.open(collection.index, glove, new RetrieverStore(store.collectionDbs(collection.name)), serving);
+    return SidrGloveRetriever.open(collection.index, collection.searcher.exactForms, glove, new RetrieverStore(store.collectionDbs(collection.name)), serving);
   };
 }
 

@@ -9,7 +9,8 @@ import type { CollectionIndex } from '../index/collection-index.ts';
 import type { Analyzer, DocId, SparseVector } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
-import { DEFAULT_PROXIMITY_WINDOW, lexicalFeaturesOf, proximityWeights, type ProximitySetting } from './proximity.ts';
+import { ExactForms, type ExactFormsOptions } from './exact-forms.ts';
+import { DEFAULT_PROXIMITY_WINDOW, type LexicalFeatures, type ProximitySetting } from './proximity.ts';
 import { TF_TIERS } from '../index/collection-index.ts';
 
 export type SearchMode = 'late' | 'beta' | 'lexical';
@@ -124,6 +125,8 @@ interface SearchState {
 
 export interface SearcherOptions {
   bm25: Bm25Params;
+  /** Bounds of the exact forms the late lexical terms read (defaults: `EXACT_FORMS_DEFAULTS`). */
+  exactForms?: Partial<ExactFormsOptions>;
 }
 
 /** Per-collection searcher; holds the first-stage scratch space. */
@@ -132,6 +135,8 @@ export class Searcher {
   readonly index: CollectionIndex;
   readonly analyzer: Analyzer;
   readonly options: SearcherOptions;
+  /** The documents' exact word forms, which the late lexical terms read (shared with training). */
+  readonly exactForms: ExactForms;
   retriever: LateRetriever | undefined;
 
   constructor(index: CollectionIndex, analyzer: Analyzer, options: SearcherOptions, retriever?: LateRetriever) {
@@ -140,6 +145,7 @@ export class Searcher {
     this.options = options;
     this.retriever = retriever;
     this.firstStage = new FirstStage(index);
+    this.exactForms = new ExactForms(index, analyzer, options.exactForms);
   }
 
   /** Term ids of the query's tokens that the index knows (in order, with repeats). */
@@ -305,19 +311,18 @@ export class Searcher {
     const lambda = s.req.settings?.lexical ?? s.pinned?.lexical ?? 0;
     if (!(pi > 0) && !(lambda > 0)) return {};
     const window = s.req.settings?.proximityWindow ?? s.pinned?.proximity?.window ?? DEFAULT_PROXIMITY_WINDOW;
-    const terms = this.lexicalFeatures(s.termIds, docIds, pi > 0 ? [window] : [], lambda > 0);
+    const terms = this.lexicalFeatures(s.req.query, docIds, pi > 0 ? [window] : [], lambda > 0);
     return { ...(pi > 0 ? { prox: { weight: pi, scores: terms.proximity[0] } } : {}), ...(terms.lexical ? { lex: { weight: lambda, scores: terms.lexical } } : {}) };
   }
 
   /**
-   * The parameter-free lexical features of each document (see `proximity.ts`), from one read of
-   * its forward entry: term proximity for each window (the idf mass of the query's non-stop terms
-   * that its best stretch of `window` positions holds) and, with `lexical`, the lexical term (BM25
-   * of those terms over its exact term frequencies).
+   * The parameter-free lexical features of each document (see `proximity.ts`), over the exact
+   * word forms of its text: term proximity for each window (the idf mass of the query's non-stop
+   * words that its best stretch of `window` positions holds) and, with `lexical`, the lexical term
+   * (BM25 of those words over their exact frequencies in the text).
    */
-  lexicalFeatures(termIds: ArrayLike<number>, docIds: ArrayLike<DocId>, windows: readonly number[], lexical: boolean): { proximity: Float64Array[]; lexical?: Float64Array } {
-    const docs = Array.from(docIds, (docId) => this.index.forward(docId) ?? []);
-    return lexicalFeaturesOf(docs, proximityWeights(this.index, termIds), windows, lexical ? { avgdl: this.index.avgLength, params: this.options.bm25 } : undefined);
+  lexicalFeatures(query: string, docIds: ArrayLike<DocId>, windows: readonly number[], lexical: boolean): LexicalFeatures {
+    return this.exactForms.features(query, docIds, windows, lexical ? this.options.bm25 : undefined);
   }
 
   private hydrate(docId: DocId, withDocument: boolean): SearchHit | undefined {

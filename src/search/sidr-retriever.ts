@@ -16,9 +16,10 @@ import {
 } from '../encoder/sidr-glove.ts';
 import type { CollectionIndex } from '../index/collection-index.ts';
 import type { RetrieverStore, VersionRecord } from '../index/retriever-store.ts';
-import type { SparseVector } from '../types.ts';
+import type { DocId, SparseVector } from '../types.ts';
 import { idf } from './bm25.ts';
-import { lexicalFeaturesOf, PROXIMITY_OFF, proximityFromTensor, proximityTensor, proximityWeights, type ProximitySetting } from './proximity.ts';
+import type { ExactForms } from './exact-forms.ts';
+import { PROXIMITY_OFF, proximityFromTensor, proximityTensor, type ProximitySetting } from './proximity.ts';
 import type { PinnedRetriever, ServingSettings } from './searcher.ts';
 import type { ServedObjective } from '../encoder/sidr-glove-grad.ts';
 import { SidrTrainer } from './sidr-trainer.ts';
@@ -65,6 +66,7 @@ const WHOLE_PARAMS = ['A', 'phi', 'logAlpha', 'logTemperature'] as const;
 export class SidrGloveRetriever implements TrainableRetriever {
   readonly kind = 'sidr-glove';
   readonly index: CollectionIndex;
+  private readonly exactForms: ExactForms;
   readonly glove: Glove;
   readonly store: RetrieverStore;
   readonly options: SidrGloveOptions;
@@ -78,8 +80,9 @@ export class SidrGloveRetriever implements TrainableRetriever {
   /** Trained rows and tensors of the current version, re-applied when θ grows or idf refreshes. */
   private overrides: { tensors: Record<string, Float32Array>; rows: Record<string, Map<number, Float32Array>> } = { tensors: {}, rows: {} };
 
-  private constructor(index: CollectionIndex, glove: Glove, store: RetrieverStore, options: SidrGloveOptions, record: VersionRecord) {
+  private constructor(index: CollectionIndex, exactForms: ExactForms, glove: Glove, store: RetrieverStore, options: SidrGloveOptions, record: VersionRecord) {
     this.index = index;
+    this.exactForms = exactForms;
     this.glove = glove;
     this.store = store;
     this.options = options;
@@ -88,8 +91,12 @@ export class SidrGloveRetriever implements TrainableRetriever {
     this.theta = createTheta(this.frozen, []);
   }
 
-  /** Opens the retriever on the collection's current version (creating version 0 when new). */
-  static async open(index: CollectionIndex, glove: Glove, store: RetrieverStore, options: SidrGloveOptions): Promise<SidrGloveRetriever> {
+  /**
+   * Opens the retriever on the collection's current version (creating version 0 when new).
+   * `exactForms` are the collection's (its searcher's), so that training scores the lexical
+   * terms of its batches exactly as search serves them.
+   */
+  static async open(index: CollectionIndex, exactForms: ExactForms, glove: Glove, store: RetrieverStore, options: SidrGloveOptions): Promise<SidrGloveRetriever> {
     let current = store.current();
     if (current === undefined) {
       const init: VersionRecord = {
@@ -104,7 +111,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
       await store.publish(init, { makeCurrent: true });
       current = 0;
     }
-    const r = new SidrGloveRetriever(index, glove, store, options, store.get(current)!);
+    const r = new SidrGloveRetriever(index, exactForms, glove, store, options, store.get(current)!);
     r.applyLineage(current);
     r.sync(true);
     return r;
@@ -255,7 +262,7 @@ export class SidrGloveRetriever implements TrainableRetriever {
         kExp: this.options.kExp,
         expansionScale: this.expansionScale,
         saturation: this.options.bm25 ? { ...this.options.bm25, avgdl: this.index.avgLength } : undefined,
-        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, ...this.batchLexicalTerms(batch.map((t) => t.query.termIds), [...positives, ...negatives]) } : undefined,
+        served: this.options.servedLoss && this.options.servedLoss.weight > 0 ? { ...this.options.servedLoss, gamma: this.gamma, ...this.batchLexicalTerms(batch.map((t) => t.query.text), [...batch.map((t) => t.positive), ...batch.map((t) => t.negative)]) } : undefined,
       });
       const info = { ...opts.info, loss: r.loss, lossParts: r.parts, batch: batch.length, learningRate: lr, optimizerStep: r.optimizer.step, alpha: Math.exp(r.theta.logAlpha[0]), temperature: Math.exp(r.theta.logTemperature[0]) };
       const record = await this.publish(r.theta, r.changed, info, (version) => ({ version, state: r.optimizer }), r.H, r.omega);
@@ -271,16 +278,16 @@ export class SidrGloveRetriever implements TrainableRetriever {
    * prox(q_i, d_j) and lex(q_i, d_j) over the batch (queries × its documents, positives then
    * negatives), each when the served mix has it on, so that training sees the ranking it serves.
    */
-  private batchLexicalTerms(queries: Uint32Array[], docs: Uint32Array[]): Pick<ServedObjective, 'proximity' | 'lexical'> {
+  private batchLexicalTerms(queries: string[], docs: DocId[]): Pick<ServedObjective, 'proximity' | 'lexical'> {
     const { weight, window } = this.proximity;
     const lambda = this.lexical;
     if (!(weight > 0) && !(lambda > 0)) return {};
     const prox = new Float64Array(queries.length * docs.length);
     const lex = new Float64Array(queries.length * docs.length);
     // Without the first stage's saturation (see the option), the lexical term is binary too.
-    const lexical = lambda > 0 ? { avgdl: this.index.avgLength, params: this.options.bm25 ?? { k1: 0, b: 0 } } : undefined;
+    const lexical = lambda > 0 ? (this.options.bm25 ?? { k1: 0, b: 0 }) : undefined;
     queries.forEach((q, i) => {
-      const terms = lexicalFeaturesOf(docs, proximityWeights(this.index, q), weight > 0 ? [window] : [], lexical);
+      const terms = this.exactForms.features(q, docs, weight > 0 ? [window] : [], lexical);
       if (weight > 0) prox.set(terms.proximity[0], i * docs.length);
       if (terms.lexical) lex.set(terms.lexical, i * docs.length);
     });
