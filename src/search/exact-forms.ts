@@ -10,7 +10,7 @@
  * version was deleted or replaced since is dropped when next asked for.
  */
 import type { CollectionIndex } from '../index/collection-index.ts';
-import type { Analyzer, DocId } from '../types.ts';
+import type { Analyzer, DocId, Token } from '../types.ts';
 import { idf, type Bm25Params } from './bm25.ts';
 import { lexicalFeaturesOf, type LexicalFeatures } from './proximity.ts';
 
@@ -50,12 +50,11 @@ export class ExactForms {
     const id = this.index.externalId(docId);
     const hit = this.cache.get(docId);
     if (hit) {
+      // Re-inserted to mark it recently used, unless its version is gone.
       this.cache.delete(docId);
-      this.cachedTokens -= hit.length;
-      if (id === undefined) return new Uint32Array(0);
-      this.cache.set(docId, hit);
-      this.cachedTokens += hit.length;
-      return hit;
+      if (id !== undefined) this.cache.set(docId, hit);
+      else this.cachedTokens -= hit.length;
+      return id === undefined ? new Uint32Array(0) : hit;
     }
     const doc = id === undefined ? undefined : this.index.getDocument(id);
     if (!doc || doc.docId !== docId) return new Uint32Array(0);
@@ -76,11 +75,12 @@ export class ExactForms {
   /**
    * The query's non-stop words as form id → weight: the idf of the word's index term (its stem),
    * so that an exact form weighs what its term weighs in the first stage. Words in none of the
-   * documents read so far are left out: no sequence can hold them.
+   * documents read so far are left out: no sequence can hold them. `query` is its text, or the
+   * tokens the analyzer already gave for it.
    */
-  queryWeights(text: string): Map<number, number> {
+  queryWeights(query: string | readonly Token[]): Map<number, number> {
     const weights = new Map<number, number>();
-    for (const t of this.analyzer.analyze(text)) {
+    for (const t of typeof query === 'string' ? this.analyzer.analyze(query) : query) {
       if (t.stop) continue;
       const form = this.forms.get(t.surface);
       const term = this.index.termId(t.term);
@@ -95,7 +95,7 @@ export class ExactForms {
    * each of `windows`, and the lexical term when `lexical` gives BM25's parameters (the length
    * normalisation uses the collection's average length).
    */
-  features(query: string, docIds: ArrayLike<DocId>, windows: readonly number[], lexical?: Bm25Params): LexicalFeatures {
+  features(query: string | readonly Token[], docIds: ArrayLike<DocId>, windows: readonly number[], lexical?: Bm25Params): LexicalFeatures {
     // The table starts over only between calls, so that one call's ids never mix two tables.
     if (this.forms.size >= this.options.maxForms) this.clear();
     // Documents first: their forms must be interned before the query's are looked up.

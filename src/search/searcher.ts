@@ -6,7 +6,7 @@
 import { createError } from '../errors.ts';
 import type { Bitmap } from '../index/codec.ts';
 import type { CollectionIndex } from '../index/collection-index.ts';
-import type { Analyzer, DocId, SparseVector } from '../types.ts';
+import type { Analyzer, DocId, SparseVector, Token } from '../types.ts';
 import { explainScore, idf, saturation, type Bm25Params } from './bm25.ts';
 import { FirstStage } from './first-stage.ts';
 import { ExactForms, type ExactFormsOptions } from './exact-forms.ts';
@@ -112,6 +112,8 @@ export interface SearchResult {
 /** One request's state between the steps of {@link Searcher.search} / {@link Searcher.searchAsync}. */
 interface SearchState {
   req: SearchRequest;
+  /** The query's tokens, as the analyzer gave them (the late lexical terms read their forms). */
+  tokens: Token[];
   termIds: Uint32Array;
   outside: string[];
   filter: Bitmap | undefined | null;
@@ -154,7 +156,7 @@ export class Searcher {
   }
 
   /** The query's known term ids, and the surfaces of its non-stop words the index has never seen. */
-  queryTokens(text: string): { termIds: Uint32Array; outside: string[] } {
+  queryTokens(text: string): { tokens: Token[]; termIds: Uint32Array; outside: string[] } {
     const tokens = this.analyzer.analyze(text);
     if (tokens.length === 0) throw createError('QUERY_EMPTY');
     const ids: number[] = [];
@@ -164,7 +166,7 @@ export class Searcher {
       if (id !== undefined) ids.push(id);
       else if (!t.stop) outside.push(t.surface);
     }
-    return { termIds: Uint32Array.from(ids), outside };
+    return { tokens, termIds: Uint32Array.from(ids), outside };
   }
 
   /** idf-weighted query vector (query tf multiplies, as BM25 sums over query terms). */
@@ -233,7 +235,7 @@ export class Searcher {
   /** Analyse, filter and pin: everything before the query vector. */
   private begin(req: SearchRequest): SearchState {
     const t0 = performance.now();
-    const { termIds, outside } = this.queryTokens(req.query);
+    const { tokens, termIds, outside } = this.queryTokens(req.query);
     const t1 = performance.now();
     const filter = this.filterBitmap(req.filter);
     let pinned: PinnedRetriever | undefined;
@@ -242,7 +244,7 @@ export class Searcher {
       pinned = this.retriever.pin(req.settings);
     }
     const params = req.mode === 'beta' ? { k1: 0, b: 0 } : this.options.bm25;
-    return { req, termIds, outside, filter, pinned, params, t0, t1, t2: t1 };
+    return { req, tokens, termIds, outside, filter, pinned, params, t0, t1, t2: t1 };
   }
 
   /** The first stage over the frozen index (top max(m, k) when re-ranking). */
@@ -311,7 +313,7 @@ export class Searcher {
     const lambda = s.req.settings?.lexical ?? s.pinned?.lexical ?? 0;
     if (!(pi > 0) && !(lambda > 0)) return {};
     const window = s.req.settings?.proximityWindow ?? s.pinned?.proximity?.window ?? DEFAULT_PROXIMITY_WINDOW;
-    const terms = this.lexicalFeatures(s.req.query, docIds, pi > 0 ? [window] : [], lambda > 0);
+    const terms = this.lexicalFeatures(s.tokens, docIds, pi > 0 ? [window] : [], lambda > 0);
     return { ...(pi > 0 ? { prox: { weight: pi, scores: terms.proximity[0] } } : {}), ...(terms.lexical ? { lex: { weight: lambda, scores: terms.lexical } } : {}) };
   }
 
@@ -321,7 +323,7 @@ export class Searcher {
    * words that its best stretch of `window` positions holds) and, with `lexical`, the lexical term
    * (BM25 of those words over their exact frequencies in the text).
    */
-  lexicalFeatures(query: string, docIds: ArrayLike<DocId>, windows: readonly number[], lexical: boolean): LexicalFeatures {
+  lexicalFeatures(query: string | readonly Token[], docIds: ArrayLike<DocId>, windows: readonly number[], lexical: boolean): LexicalFeatures {
     return this.exactForms.features(query, docIds, windows, lexical ? this.options.bm25 : undefined);
   }
 
